@@ -1,0 +1,139 @@
+"""``LicCodec``: the TCM encoder side plus a configurable decoder side, trainable and entropy-coded.
+
+.. code-block:: none
+
+    x -> g_a -> y -> h_a -> z -> [EntropyBottleneck] -> z_hat
+                                   z_hat -> h_mean_s, h_scale_s -> latent means, scales
+    y, means, scales -> slice by slice: SWAtten -> mu, sigma -> [GaussianConditional] -> y_hat_i (+ LRP)
+    y_hat -> g_s -> x_hat
+
+With ``space.teacher_config(N)`` this is TCM exactly, key for key: an official LIC_TCM checkpoint
+loads into it with ``strict=True``. Training uses straight-through rounding; evaluation rounds, so
+``forward`` in eval mode reconstructs exactly what ``decompress`` decodes.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models import CompressionModel
+from compressai.ops import quantize_ste
+from space import HYPER_CHANNELS, CodecConfig
+
+from .encoder import build_analysis, build_hyper_analysis
+from .hyperprior import build_attention, build_hyper_decoder, build_slice_transforms
+from .synthesis import build_synthesis
+
+ENCODER_PARTS = ("g_a", "h_a")
+SYNTHESIS_PARTS = ("g_s",)
+HYPERPRIOR_PARTS = ("h_mean_s", "h_scale_s", "atten_mean", "atten_scale", "cc_mean_transforms",
+                    "cc_scale_transforms", "lrp_transforms", "entropy_bottleneck", "gaussian_conditional")
+
+
+def _round(x: torch.Tensor, training: bool) -> torch.Tensor:
+    return quantize_ste(x) if training else torch.round(x)
+
+
+class LicCodec(CompressionModel):
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        self.config = config
+        hp = config.hyperprior
+        self.num_slices = hp.num_slices
+        self.g_a = build_analysis(config.encoder_width)
+        self.h_a = build_hyper_analysis(config.encoder_width)
+        self.g_s = build_synthesis(config.synthesis)
+        self.h_mean_s = build_hyper_decoder(hp)
+        self.h_scale_s = build_hyper_decoder(hp)
+        self.atten_mean = build_attention(hp)
+        self.atten_scale = build_attention(hp)
+        self.cc_mean_transforms = build_slice_transforms(hp)
+        self.cc_scale_transforms = build_slice_transforms(hp)
+        self.lrp_transforms = build_slice_transforms(hp, lrp=True) if hp.lrp else nn.ModuleList()
+        self.entropy_bottleneck = EntropyBottleneck(HYPER_CHANNELS)
+        self.gaussian_conditional = GaussianConditional(None)
+
+    # --- the three pieces the training stages use ---------------------------------------------
+    def hyper_params(self, z_hat: torch.Tensor):
+        return self.h_mean_s(z_hat), self.h_scale_s(z_hat)
+
+    def slice_params(self, index: int, means, scales, support: list):
+        """mu, sigma and the mean support of slice ``index`` given the previous y-hat slices."""
+        hp = self.config.hyperprior
+        support = support[: hp.support_slices(index)]
+        mean_support = self.atten_mean[index](torch.cat([means] + support, dim=1))
+        scale_support = self.atten_scale[index](torch.cat([scales] + support, dim=1))
+        return self.cc_mean_transforms[index](mean_support), self.cc_scale_transforms[index](scale_support), mean_support
+
+    def refine(self, index: int, mean_support, y_hat_slice):
+        if not self.config.hyperprior.lrp:
+            return y_hat_slice
+        lrp = self.lrp_transforms[index](torch.cat([mean_support, y_hat_slice], dim=1))
+        return y_hat_slice + 0.5 * torch.tanh(lrp)
+
+    def entropy_forward(self, y: torch.Tensor) -> dict:
+        """y -> y_hat and likelihoods of y and z (the whole hyperprior path)."""
+        z = self.h_a(y)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        offset = self.entropy_bottleneck._get_medians()
+        z_hat = _round(z - offset, self.training) + offset
+        means, scales = self.hyper_params(z_hat)
+        y_hat_slices, likelihoods = [], []
+        for i, y_slice in enumerate(y.chunk(self.num_slices, 1)):
+            mu, sigma, mean_support = self.slice_params(i, means, scales, y_hat_slices)
+            _, lk = self.gaussian_conditional(y_slice, sigma, mu)
+            likelihoods.append(lk)
+            y_hat_slice = _round(y_slice - mu, self.training) + mu
+            y_hat_slices.append(self.refine(i, mean_support, y_hat_slice))
+        return {"y_hat": torch.cat(y_hat_slices, 1), "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods}}
+
+    def forward(self, x: torch.Tensor) -> dict:
+        out = self.entropy_forward(self.g_a(x))
+        return {"x_hat": self.g_s(out["y_hat"]), "likelihoods": out["likelihoods"]}
+
+    # --- entropy coding ----------------------------------------------------------------------
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor) -> dict:
+        from compressai.ans import BufferedRansEncoder
+
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
+        means, scales = self.hyper_params(z_hat)
+        gc = self.gaussian_conditional
+        cdf, cdf_lengths, offsets = gc.quantized_cdf.tolist(), gc.cdf_length.reshape(-1).int().tolist(), gc.offset.reshape(-1).int().tolist()
+        encoder = BufferedRansEncoder()
+        symbols, indexes, y_hat_slices = [], [], []
+        for i, y_slice in enumerate(y.chunk(self.num_slices, 1)):
+            mu, sigma, mean_support = self.slice_params(i, means, scales, y_hat_slices)
+            index = gc.build_indexes(sigma)
+            y_q = gc.quantize(y_slice, "symbols", mu)
+            symbols.extend(y_q.reshape(-1).tolist())
+            indexes.extend(index.reshape(-1).tolist())
+            y_hat_slices.append(self.refine(i, mean_support, y_q + mu))
+        encoder.encode_with_indexes(symbols, indexes, cdf, cdf_lengths, offsets)
+        return {"strings": [[encoder.flush()], z_strings], "shape": z.size()[-2:]}
+
+    @torch.no_grad()
+    def decompress(self, strings: list, shape) -> dict:
+        from compressai.ans import RansDecoder
+
+        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
+        means, scales = self.hyper_params(z_hat)
+        gc = self.gaussian_conditional
+        cdf, cdf_lengths, offsets = gc.quantized_cdf.tolist(), gc.cdf_length.reshape(-1).int().tolist(), gc.offset.reshape(-1).int().tolist()
+        decoder = RansDecoder()
+        decoder.set_stream(strings[0][0])
+        y_hat_slices = []
+        for i in range(self.num_slices):
+            mu, sigma, mean_support = self.slice_params(i, means, scales, y_hat_slices)
+            index = gc.build_indexes(sigma)
+            rv = decoder.decode_stream(index.reshape(-1).tolist(), cdf, cdf_lengths, offsets)
+            rv = torch.tensor(rv, dtype=mu.dtype, device=mu.device).reshape(mu.shape)
+            y_hat_slices.append(self.refine(i, mean_support, gc.dequantize(rv, mu)))
+        x_hat = self.g_s(torch.cat(y_hat_slices, 1)).clamp_(0, 1)
+        return {"x_hat": x_hat}
+
+    def parts(self, names) -> list:
+        return [getattr(self, n) for n in names]
