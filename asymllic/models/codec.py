@@ -71,25 +71,29 @@ class LicCodec(CompressionModel):
         lrp = self.lrp_transforms[index](torch.cat([mean_support, y_hat_slice], dim=1))
         return y_hat_slice + 0.5 * torch.tanh(lrp)
 
-    def entropy_forward(self, y: torch.Tensor) -> dict:
-        """y -> y_hat and likelihoods of y and z (the whole hyperprior path)."""
+    def entropy_forward(self, y: torch.Tensor, likelihoods: bool = True) -> dict:
+        """y -> y_hat and (unless ``likelihoods`` is False, as in pure inference) the likelihoods of y and z."""
         z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z)
+        z_likelihoods = self.entropy_bottleneck(z)[1] if likelihoods else None
         offset = self.entropy_bottleneck._get_medians()
         z_hat = _round(z - offset, self.training) + offset
         means, scales = self.hyper_params(z_hat)
-        y_hat_slices, likelihoods = [], []
+        y_hat_slices, y_likelihoods = [], []
         for i, y_slice in enumerate(y.chunk(self.num_slices, 1)):
             mu, sigma, mean_support = self.slice_params(i, means, scales, y_hat_slices)
-            _, lk = self.gaussian_conditional(y_slice, sigma, mu)
-            likelihoods.append(lk)
+            if likelihoods:
+                y_likelihoods.append(self.gaussian_conditional(y_slice, sigma, mu)[1])
             y_hat_slice = _round(y_slice - mu, self.training) + mu
             y_hat_slices.append(self.refine(i, mean_support, y_hat_slice))
-        return {"y_hat": torch.cat(y_hat_slices, 1), "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods}}
+        out = {"y_hat": torch.cat(y_hat_slices, 1)}
+        if likelihoods:
+            out["likelihoods"] = {"y": torch.cat(y_likelihoods, 1), "z": z_likelihoods}
+        return out
 
-    def forward(self, x: torch.Tensor) -> dict:
-        out = self.entropy_forward(self.g_a(x))
-        return {"x_hat": self.g_s(out["y_hat"]), "likelihoods": out["likelihoods"]}
+    def forward(self, x: torch.Tensor, likelihoods: bool = True) -> dict:
+        out = self.entropy_forward(self.g_a(x), likelihoods)
+        out["x_hat"] = self.g_s(out.pop("y_hat"))
+        return out
 
     # --- entropy coding ----------------------------------------------------------------------
     @torch.no_grad()

@@ -1,0 +1,116 @@
+"""Loading and saving codecs: our own checkpoints and official LIC_TCM ``.pth.tar`` files.
+
+Only ``torch.load(..., weights_only=True)`` is used: a pickle that carries code is refused.
+Our format is a dict ``{"format": "asymllic-codec", "version": 1, "config": <space dict>,
+"state_dict": ..., "meta": {...}}``. An official TCM checkpoint is a dict with ``state_dict`` (keys
+maybe prefixed ``module.``); its encoder width N is read from the shapes.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from space import CodecConfig, ConfigError, config_id, from_dict, teacher_config, to_dict
+
+from .errors import CheckpointError
+from .models import LicCodec
+
+FORMAT = "asymllic-codec"
+VERSION = 1
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no such checkpoint: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError for code in the pickle, RuntimeError for non-torch files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e) or "GLOBAL" in str(e):
+            raise CheckpointError(f"refused {path}: it is not a weights-only checkpoint ({first[:160]})") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {first[:200]}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} is not a checkpoint dict (got {type(obj).__name__})")
+    return obj
+
+
+def _strip_module(state: dict) -> dict:
+    return {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
+def config_and_state(obj: dict, path: str | Path = "checkpoint") -> tuple:
+    """(CodecConfig, state_dict) of our format or of an official TCM checkpoint."""
+    if obj.get("format") == FORMAT:
+        try:
+            return from_dict(obj["config"]), obj["state_dict"]
+        except (KeyError, ConfigError) as e:
+            raise CheckpointError(f"{path}: bad config in checkpoint: {e}") from None
+    state = obj.get("state_dict", obj)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: no state_dict of tensors found")
+    state = _strip_module(state)
+    first = state.get("g_a.0.conv1.weight")
+    if first is None or first.dim() != 4:
+        raise CheckpointError(f"{path}: not a TCM checkpoint (no g_a.0.conv1.weight)")
+    try:
+        return teacher_config(int(first.shape[0]) // 2), state
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: unsupported TCM width: {e}") from None
+
+
+def load_state(model: LicCodec, state: dict, path: str | Path = "checkpoint") -> None:
+    """Strict load that names the mismatching keys instead of dumping torch's message."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    resizable = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+    wrong = sorted(k for k in set(own) & set(state)
+                   if own[k].shape != state[k].shape and not k.endswith(resizable))
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
+        raise CheckpointError(f"{path}: checkpoint does not fit the architecture: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def load_codec(path: str | Path, device: str | torch.device = "cpu") -> LicCodec:
+    """A ready-to-code model (entropy tables built) from any supported checkpoint."""
+    obj = read_checkpoint(path)
+    config, state = config_and_state(obj, path)
+    model = LicCodec(config)
+    load_state(model, state, path)
+    if model.gaussian_conditional.quantized_cdf.numel() == 0 or model.entropy_bottleneck._quantized_cdf.numel() == 0:
+        model.update(force=True)
+    return model.to(device).eval()
+
+
+def save_codec(model: LicCodec, path: str | Path, meta: dict | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": FORMAT, "version": VERSION, "config": to_dict(model.config),
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "meta": dict(meta or {}, config_id=config_id(model.config))}, tmp)
+    tmp.replace(path)  # atomic: a killed save never leaves a half-written checkpoint
+    return path
+
+
+def weights_digest(model: LicCodec) -> bytes:
+    """8-byte fingerprint of the weights and entropy tables, written into every bitstream."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.digest()[:8]
+
+
+def new_codec(config: CodecConfig, seed: int = 0) -> LicCodec:
+    """An untrained codec with its entropy tables built (enough to code real files)."""
+    torch.manual_seed(seed)
+    model = LicCodec(config)
+    model.update(force=True)
+    return model.eval()

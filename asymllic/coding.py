@@ -1,0 +1,78 @@
+"""Image <-> .alic bytes with a ``LicCodec`` (the Python API behind ``asymllic compress/decompress``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from space import config_id
+
+from .bitstream import Bitstream, pack, unpack
+from .checkpoint import weights_digest
+from .errors import BitstreamError
+from .images import pad_to, read_image, write_image
+from .models import LicCodec
+
+
+def _digest(model: LicCodec) -> bytes:
+    if getattr(model, "_digest", None) is None:
+        model._digest = weights_digest(model)
+    return model._digest
+
+
+@torch.no_grad()
+def compress(model: LicCodec, x: torch.Tensor) -> bytes:
+    """(1, 3, H, W) in [0, 1] -> .alic bytes."""
+    h, w = x.shape[-2:]
+    pad = model.config.pad_multiple()
+    device = next(model.parameters()).device
+    out = model.compress(pad_to(x, pad).to(device))
+    strings = (out["strings"][0][0], out["strings"][1][0])
+    return pack(Bitstream(config_id(model.config), _digest(model), w, h, pad, tuple(out["shape"]), strings))
+
+
+def check_model(model: LicCodec, bs: Bitstream) -> None:
+    cid = config_id(model.config)
+    if bs.config_id != cid:
+        raise BitstreamError(f"wrong model: the file was written by config {bs.config_id}, this model is {cid}")
+    if bs.weights_digest != _digest(model):
+        raise BitstreamError(f"wrong weights: the file was written by weights {bs.weights_digest.hex()}, "
+                             f"this model has {_digest(model).hex()} (same config {cid})")
+    if bs.pad != model.config.pad_multiple():
+        raise BitstreamError(f"corrupt .alic file: pad multiple {bs.pad}, this model pads to {model.config.pad_multiple()}")
+
+
+@torch.no_grad()
+def decompress(model: LicCodec, data: bytes) -> torch.Tensor:
+    """.alic bytes -> (1, 3, H, W) in [0, 1], after the header, CRC and model checks."""
+    bs = unpack(data)
+    check_model(model, bs)
+    out = model.decompress([[bs.strings[0]], [bs.strings[1]]], bs.z_shape)
+    return out["x_hat"][..., : bs.height, : bs.width].cpu()
+
+
+@torch.no_grad()
+def reconstruct(model: LicCodec, x: torch.Tensor) -> torch.Tensor:
+    """What ``forward`` (eval: hard rounding) reconstructs; equal to decompress(compress(x))."""
+    h, w = x.shape[-2:]
+    device = next(model.parameters()).device
+    out = model(pad_to(x, model.config.pad_multiple()).to(device), likelihoods=False)
+    return out["x_hat"].clamp(0, 1)[..., :h, :w].cpu()
+
+
+def compress_file(model: LicCodec, src: str | Path, dst: str | Path) -> dict:
+    x = read_image(src)
+    data = compress(model, x)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(data)
+    h, w = x.shape[-2:]
+    return {"bytes": len(data), "bpp": 8 * len(data) / (h * w), "width": w, "height": h}
+
+
+def decompress_file(model: LicCodec, src: str | Path, dst: str | Path) -> dict:
+    src = Path(src)
+    if not src.is_file():
+        raise BitstreamError(f"no such file: {src}")
+    x = decompress(model, src.read_bytes())
+    write_image(x, dst)
+    return {"width": x.shape[-1], "height": x.shape[-2]}

@@ -1,0 +1,17 @@
+"""Errors the tool reports as one clear line (the CLI prints them without a traceback)."""
+
+
+class AsymllicError(Exception):
+    """Base of every expected, user-facing failure."""
+
+
+class BitstreamError(AsymllicError):
+    """A file that is not a valid .alic bitstream, or not one for this model."""
+
+
+class ImageError(AsymllicError):
+    """An input that cannot be read as an image."""
+
+
+class CheckpointError(AsymllicError):
+    """A checkpoint that cannot be loaded safely or does not fit the architecture."""

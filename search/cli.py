@@ -1,0 +1,42 @@
+"""The ``asymllic`` command line: ``main(argv)`` dispatches to one small module per command group."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .commands import codec, complexity, space_cmd
+
+GROUPS = (codec, complexity, space_cmd)
+
+
+def setup_args() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asymllic", description="Decoder design-space explorer for asymmetric learned image compression.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = setup_args().parse_args(sys.argv[1:] if argv is None else argv)
+    from space import ConfigError
+
+    expected: tuple = (ConfigError,)
+    try:
+        from asymllic.errors import AsymllicError
+
+        expected += (AsymllicError,)
+    except ImportError:  # pragma: no cover - the torch side is not installed
+        pass
+    try:
+        return int(args.run(args) or 0)
+    except expected as e:
+        print(f"asymllic: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("asymllic: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Argument helpers shared by the commands."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
+
+
+def parse_size(text: str) -> tuple:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 768x512 (got {text!r})") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive (got {text!r})")
+    return w, h
+
+
+def resolve_config(spec: str):
+    """A preset name, a config file (.json/.yaml), an export folder, or a checkpoint -> CodecConfig."""
+    import space
+
+    path = Path(spec)
+    if spec in space.PRESETS:
+        return space.get_preset(spec)
+    if path.suffix in CHECKPOINT_SUFFIXES and path.is_file():
+        from asymllic.checkpoint import config_and_state, read_checkpoint
+
+        return config_and_state(read_checkpoint(path), path)[0]
+    if path.exists():
+        return space.load(path)
+    raise space.ConfigError("config", f"{spec!r} is neither a preset ({', '.join(space.list_presets())}) nor a file")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model", help="codec checkpoint (ours or an official LIC_TCM .pth.tar)")
+    g.add_argument("--codec", help="exported codec folder (config.json + codec.pt)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (default)")
+
+
+def load_model(args):
+    from asymllic.checkpoint import load_codec
+    from asymllic.device import pick_device
+
+    path = Path(args.codec) / "codec.pt" if args.codec else Path(args.model)
+    return load_codec(path, pick_device(args.device))

@@ -1,0 +1,44 @@
+"""``asymllic complexity``: params and MACs per component (and per layer) of a preset or config."""
+from __future__ import annotations
+
+import json
+
+from .common import parse_size, resolve_config
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("complexity", help="count params and MACs (encoder, decoder, components, layers)")
+    p.add_argument("config", help="preset name (e.g. tcm-small, paper), config file, export folder or checkpoint")
+    p.add_argument("--size", type=parse_size, default=(768, 512), help="WIDTHxHEIGHT (default 768x512)")
+    p.add_argument("--convention", choices=("exact", "thop"), default="exact",
+                   help="exact: every MAC and parameter; thop: the paper's thop.profile figures")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--per-layer", action="store_true", help="include every layer")
+    p.set_defaults(run=run)
+
+
+def format_report(report, per_layer: bool = False) -> str:
+    w, h = report.size
+    lines = [f"{report.model} at {w}x{h}, {report.convention} convention",
+             f"{'part':<12}{'params (M)':>12}{'MACs (G)':>12}"]
+    rows = [(k, v) for k, v in report.components.items()]
+    rows += [("encoder", report.encoder), ("decoder", report.decoder), ("total", report.total)]
+    for name, c in rows:
+        lines.append(f"{name:<12}{c.params / 1e6:>12.3f}{c.macs / 1e9:>12.3f}")
+    if per_layer:
+        lines.append("")
+        lines.append(f"{'layer':<56}{'type':<26}{'params':>12}{'MACs (M)':>12}")
+        for layer in report.layers:
+            lines.append(f"{layer.name:<56}{layer.type:<26}{layer.params:>12}{layer.macs / 1e6:>12.2f}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from asymllic.complexity import count
+
+    report = count(resolve_config(args.config), args.size, args.convention, name=args.config)
+    if args.json:
+        print(json.dumps(report.to_dict(per_layer=args.per_layer)))
+    else:
+        print(format_report(report, args.per_layer))
+    return 0
