@@ -17,6 +17,7 @@ from .errors import CheckpointError
 from .models import LicCodec
 
 FORMAT = "asymllic-codec"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
 VERSION = 1
 
 

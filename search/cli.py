@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import codec, complexity, space_cmd
+from .commands import codec, complexity, figure, space_cmd
 
-GROUPS = (codec, complexity, space_cmd)
+GROUPS = (codec, complexity, figure, space_cmd)
 
 
 def setup_args() -> argparse.ArgumentParser:

@@ -53,8 +53,8 @@ G_S = {
                                upsamplers=("conv_k5",) * 4, shift=False, head_dims=(32, 16, 8)),
     "rbu": SynthesisConfig(widths=(128, 96, 96), depths=(0, 0, 0), block="res",
                            upsamplers=("rbu",) * 4, shift=False, head_dims=(32, 16, 8)),
-    "tcm_pruned": SynthesisConfig(widths=(128, 96, 48), depths=(2, 2, 2), block="swin",
-                                  upsamplers=("rbu", "rbu", "rbu", "subpel"), shift=True, head_dims=(16, 16, 8)),
+    "tcm_pruned": SynthesisConfig(widths=(96, 112, 80), depths=(0, 0, 2), block="swin",
+                                  upsamplers=("rbu", "rbu", "rbu", "subpel"), shift=True, head_dims=(8, 8, 8)),
     "ours": SynthesisConfig(widths=(128, 96, 64), depths=(1, 1, 1), block="wtb",
                             upsamplers=("rbu",) * 4, shift=False, head_dims=(32, 32, 16), mlp_ratio=2.0),
 }
@@ -62,14 +62,14 @@ G_S_ROWS = {"conv_k5": "Conv_k5", "rbu": "RBU", "tcm_pruned": "TCM_pruned", "our
 
 # --- Table III: hyperprior paths (synthesis decoder of the teacher) ---------------------------------
 HP = {
-    "slices_1": HyperpriorConfig(num_slices=1, max_support=-1, attn_dim=128, attn_depth=1, shift=False,
-                                 attn_res_units=1, slice_hidden=(224, 128), hs_depth=1, hs_head_dim=16),
-    "slices_2": HyperpriorConfig(num_slices=2, max_support=-1, attn_dim=128, attn_depth=1, shift=False,
-                                 attn_res_units=1, slice_hidden=(224, 128), hs_depth=1, hs_head_dim=16),
-    "slices_5_tcm_pruned": HyperpriorConfig(num_slices=5, attn_dim=96, attn_depth=2, shift=True,
-                                            attn_res_units=3, slice_hidden=(192, 128), hs_depth=2, hs_head_dim=16),
-    "slices_5_ours": HyperpriorConfig(num_slices=5, attn_dim=64, attn_depth=1, shift=False,
-                                      attn_res_units=1, slice_hidden=(192, 128), hs_depth=1, hs_head_dim=16),
+    "slices_1": HyperpriorConfig(num_slices=1, max_support=-1, attn_dim=32, attn_depth=1, shift=False,
+                                 attn_res_units=1, slice_hidden=(160,), hs_width=256, hs_depth=2, hs_head_dim=16),
+    "slices_2": HyperpriorConfig(num_slices=2, max_support=-1, attn_dim=192, attn_depth=1, shift=False,
+                                 attn_res_units=1, slice_hidden=(224, 128), hs_width=128, hs_depth=1, hs_head_dim=16),
+    "slices_5_tcm_pruned": HyperpriorConfig(num_slices=5, attn_dim=64, attn_depth=2, shift=True, attn_res_units=1,
+                                            slice_hidden=(128, 96), hs_width=96, hs_depth=1, hs_head_dim=8),
+    "slices_5_ours": HyperpriorConfig(num_slices=5, attn_dim=32, attn_depth=1, shift=False, attn_res_units=1,
+                                      slice_hidden=(128,), hs_width=96, hs_depth=1, hs_head_dim=16),
 }
 HP_ROWS = {"slices_1": "slices_1", "slices_2": "slices_2", "slices_5_tcm_pruned": "slices_5_TCM_pruned",
            "slices_5_ours": "slices_5_Ours"}

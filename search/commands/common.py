@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
 
 
 def parse_size(text: str) -> tuple:
@@ -24,9 +23,9 @@ def resolve_config(spec: str):
     path = Path(spec)
     if spec in space.PRESETS:
         return space.get_preset(spec)
-    if path.suffix in CHECKPOINT_SUFFIXES and path.is_file():
-        from asymllic.checkpoint import config_and_state, read_checkpoint
+    from asymllic.checkpoint import CHECKPOINT_SUFFIXES, config_and_state, read_checkpoint
 
+    if path.suffix in CHECKPOINT_SUFFIXES and path.is_file():
         return config_and_state(read_checkpoint(path), path)[0]
     if path.exists():
         return space.load(path)

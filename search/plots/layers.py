@@ -1,0 +1,61 @@
+"""Per-layer MACs of a component, teacher against candidate (the paper's Fig. 3e)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class LayerBars(NamedTuple):
+    labels: list
+    macs_g: list
+    params_m: list
+
+
+def layer_bars(report, component: str = "g_s") -> LayerBars:
+    """MACs grouped by the component's top-level blocks (e.g. g_s.0 = first upsampler), in order."""
+    groups: dict = {}
+    for layer in report.layers:
+        if layer.component != component:
+            continue
+        parts = layer.name.split(".")
+        key = ".".join(parts[:2]) if component != "hyperprior" else parts[0]
+        groups.setdefault(key, [0, 0])
+        groups[key][0] += layer.macs
+        groups[key][1] += layer.params
+    labels, macs, params = [], [], []
+    for key, (m, p) in groups.items():
+        labels.append(key)
+        macs.append(m / 1e9)
+        params.append(p / 1e6)
+    return LayerBars(labels, macs, params)
+
+
+def _block_name(module) -> str:
+    return type(module).__name__
+
+
+def layer_macs_figure(reports: dict, component: str = "g_s", block_names: dict | None = None):
+    """One bar series per model: GMACs of each top-level block of ``component``."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    names = list(reports)
+    fig = make_subplots(rows=1, cols=len(names), shared_yaxes=True, subplot_titles=[
+        f"{n}: {sum(layer_bars(r, component).macs_g):.2f} GMACs" for n, r in reports.items()])
+    for i, (name, report) in enumerate(reports.items(), start=1):
+        bars = layer_bars(report, component)
+        labels = [f"{lab}<br>{(block_names or {}).get(name, {}).get(lab, '')}" for lab in bars.labels]
+        fig.add_trace(go.Bar(x=labels, y=bars.macs_g, name=name, customdata=bars.params_m,
+                             hovertemplate="%{x}<br>%{y:.2f} GMACs<br>%{customdata:.3f} M params<extra></extra>"), row=1, col=i)
+    w, h = next(iter(reports.values())).size
+    fig.update_layout(title=f"{component} MACs per block at {w}x{h} ({next(iter(reports.values())).convention} convention)",
+                      yaxis_title="GMACs", showlegend=False, bargap=0.25)
+    return fig
+
+
+def block_types(config, component: str = "g_s") -> dict:
+    """Top-level block label -> short type name (for axis labels)."""
+    from asymllic.models.init import meta_model
+
+    model = meta_model(config)
+    root = getattr(model, component)
+    return {f"{component}.{i}": _block_name(m) for i, m in enumerate(root)}

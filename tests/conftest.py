@@ -1,0 +1,45 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+ANCHORS = ROOT.parent / "shared" / "anchors"
+
+
+def photo(name: str = "astronaut", size=(200, 136)) -> np.ndarray:
+    """A real photo from scikit-image's bundled data, cropped to (width, height)."""
+    import skimage.data
+
+    arr = getattr(skimage.data, name)()
+    w, h = size
+    return np.ascontiguousarray(arr[:h, :w, :3])
+
+
+@pytest.fixture(scope="session")
+def photo_path(tmp_path_factory) -> Path:
+    # 200x136 is not a multiple of 64: exercises pad and crop
+    path = tmp_path_factory.mktemp("img") / "astronaut.png"
+    Image.fromarray(photo()).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def teacher_ckpt(tmp_path_factory) -> Path:
+    import space
+    from asymllic.checkpoint import new_codec, save_codec
+
+    path = tmp_path_factory.mktemp("ckpt") / "teacher.pt"
+    save_codec(new_codec(space.teacher_config(64), seed=0), path)
+    return path
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """The CLI in a separate process, as a user runs it."""
+    proc = subprocess.run([sys.executable, "-m", "search.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"asymllic {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc

@@ -1,0 +1,87 @@
+"""Real files through the real entropy coder, across processes, and every bad input gets one clear line."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import space
+from asymllic.bitstream import unpack
+from asymllic.checkpoint import load_codec, new_codec, save_codec
+from asymllic.coding import compress, decompress, reconstruct
+from asymllic.errors import BitstreamError
+from asymllic.images import read_image, to_uint8
+from conftest import run_cli
+
+
+def test_round_trip_across_processes_is_bit_exact(tmp_path, photo_path, teacher_ckpt):
+    alic, png = tmp_path / "a.alic", tmp_path / "a.png"
+    out = run_cli("compress", photo_path, alic, "--model", teacher_ckpt, "--device", "cpu")
+    assert "bpp" in out.stdout
+    run_cli("decompress", alic, png, "--model", teacher_ckpt, "--device", "cpu")
+    decoded = np.asarray(Image.open(png))
+    x = read_image(photo_path)
+    expected = to_uint8(reconstruct(load_codec(teacher_ckpt), x))
+    assert decoded.shape == (136, 200, 3)
+    assert np.array_equal(decoded, expected)
+    bs = unpack(alic.read_bytes())
+    assert (bs.width, bs.height, bs.pad) == (200, 136, 128)
+    assert bs.config_id == space.config_id(space.teacher_config(64))
+
+
+def _run_bad(*args):
+    proc = run_cli(*args, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("asymllic: error:")
+    return lines[0]
+
+
+def test_bad_inputs_get_one_clear_line(tmp_path, photo_path, teacher_ckpt):
+    alic = tmp_path / "a.alic"
+    run_cli("compress", photo_path, alic, "--model", teacher_ckpt)
+    data = alic.read_bytes()
+    (tmp_path / "trunc.alic").write_bytes(data[: len(data) // 2])
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x40
+    (tmp_path / "flip.alic").write_bytes(bytes(flipped))
+    (tmp_path / "text.txt").write_text("not an image at all\n")
+    other = tmp_path / "other.pt"
+    save_codec(new_codec(space.teacher_config(64), seed=5), other)
+    paper = tmp_path / "paper.pt"
+    save_codec(new_codec(space.get_preset("paper")), paper)
+    m = ("--model", teacher_ckpt)
+    assert "CRC" in _run_bad("decompress", tmp_path / "trunc.alic", tmp_path / "o.png", *m)
+    assert "CRC" in _run_bad("decompress", tmp_path / "flip.alic", tmp_path / "o.png", *m)
+    assert "not an .alic file" in _run_bad("decompress", photo_path, tmp_path / "o.png", *m)
+    assert "wrong weights" in _run_bad("decompress", alic, tmp_path / "o.png", "--model", other)
+    assert "wrong model" in _run_bad("decompress", alic, tmp_path / "o.png", "--model", paper)
+    assert "not a readable image" in _run_bad("compress", tmp_path / "text.txt", tmp_path / "o.alic", *m)
+    assert "no such image" in _run_bad("compress", tmp_path / "missing.png", tmp_path / "o.alic", *m)
+    assert "no such checkpoint" in _run_bad("compress", photo_path, tmp_path / "o.alic", "--model", tmp_path / "nope.pt")
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.alic").exists()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "I;16"])
+def test_unusual_images_are_coded(tmp_path, mode):
+    arr = np.linspace(0, 255, 70 * 90).reshape(70, 90).astype(np.uint8)
+    if mode == "L":
+        img = Image.fromarray(arr, "L")
+    elif mode == "RGBA":
+        img = Image.fromarray(np.dstack([arr, arr, arr, np.full_like(arr, 200)]), "RGBA")
+    else:
+        img = Image.fromarray(arr.astype(np.uint16) * 257)
+    img.save(tmp_path / "x.png")
+    x = read_image(tmp_path / "x.png")
+    assert x.shape == (1, 3, 70, 90) and 0 <= x.min() and x.max() <= 1
+
+
+def test_every_byte_of_the_header_is_checked(teacher_ckpt, photo_path):
+    model = load_codec(teacher_ckpt)
+    data = compress(model, read_image(photo_path))
+    for i in range(0, 48):
+        bad = bytearray(data)
+        bad[i] ^= 0xFF
+        with pytest.raises(BitstreamError):
+            decompress(model, bytes(bad))
+    assert torch.equal(decompress(model, data), decompress(model, data))

@@ -1,0 +1,89 @@
+"""Complexity figures: the paper's Table I-III in the thop convention, exact counts against real tensors."""
+import json
+
+import pytest
+import torch
+
+import space
+from asymllic.complexity import count
+from asymllic.report import paper_target
+from conftest import ANCHORS, run_cli
+
+TABLES = json.loads((ANCHORS / "asymllic_paper_tables.json").read_text())
+
+
+def test_tcm_small_thop_matches_table_I_within_1pct():
+    proc = run_cli("complexity", "tcm-small", "--json", "--convention", "thop")
+    r = json.loads(proc.stdout)
+    _, dec_p, dec_m, tot_p, tot_m = TABLES["table_I_systems"]["rows"]["TCM"]
+    assert r["decoder"]["params"] / 1e6 == pytest.approx(dec_p, rel=0.01)
+    assert r["decoder"]["macs"] / 1e9 == pytest.approx(dec_m, rel=0.01)
+    assert r["total"]["params"] / 1e6 == pytest.approx(tot_p, rel=0.01)
+    assert r["total"]["macs"] / 1e9 == pytest.approx(tot_m, rel=0.01)
+    assert set(r["components"]) == {"g_a", "h_a", "g_s", "hyperprior"}
+    assert r["size"] == [768, 512] and r["convention"] == "thop"
+    assert all(isinstance(r[k][f], int) for k in ("encoder", "decoder", "total") for f in ("params", "macs"))
+
+
+ANCHORED = [n for n in space.list_presets() if space.PRESETS[n].anchor]
+
+
+@pytest.mark.parametrize("name", ANCHORED)
+def test_presets_match_the_paper_within_3pct(name):
+    component, values = paper_target(name, TABLES)
+    r = count(space.get_preset(name), (768, 512), "thop")
+    if component == "total":  # Table I rows: decoder and total
+        got = [r.decoder.params / 1e6, r.decoder.macs / 1e9, r.total.params / 1e6, r.total.macs / 1e9]
+        want = values[:4]
+    else:
+        c = r.components[component]
+        got, want = [c.params / 1e6, c.macs / 1e9], values[:2]
+    for g, w in zip(got, want):
+        assert g == pytest.approx(w, rel=0.03), (name, got, want)
+
+
+@pytest.mark.parametrize("convention", ["exact", "thop"])
+def test_per_layer_adds_up(convention):
+    r = count(space.get_preset("paper"), (768, 512), convention)
+    assert sum(layer.macs for layer in r.layers) == r.total.macs
+    assert sum(layer.params for layer in r.layers) == r.total.params
+    for comp, c in r.components.items():
+        assert sum(l.macs for l in r.layers if l.component == comp) == c.macs
+
+
+def test_exact_counts_every_parameter():
+    from asymllic.models import LicCodec
+
+    cfg = space.get_preset("paper")
+    assert count(cfg, (256, 256)).total.params == sum(p.numel() for p in LicCodec(cfg).parameters())
+
+
+@pytest.mark.parametrize("name", ["teacher", "paper"])
+def test_exact_agrees_with_real_tensor_flop_counter(name):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from asymllic.models import LicCodec
+
+    cfg = space.get_preset(name)
+    model = LicCodec(cfg).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(torch.rand(1, 3, 128, 192), likelihoods=False)
+    assert count(cfg, (192, 128), "exact").total.macs == fc.get_total_flops() // 2
+
+
+def test_thop_misses_what_exact_counts():
+    t = count(space.get_preset("teacher"), (768, 512), "thop")
+    e = count(space.get_preset("teacher"), (768, 512), "exact")
+    assert e.total.macs > t.total.macs and e.total.params > t.total.params
+    assert e.total.macs / 1e9 == pytest.approx(220.05, abs=0.01)
+    assert e.decoder.macs / 1e9 == pytest.approx(150.29, abs=0.01)
+    assert e.total.params == 45180752
+
+
+def test_cli_per_layer_and_config_file(tmp_path):
+    path = space.save(space.get_preset("g_s/ours"), tmp_path / "ours.yaml")
+    r = json.loads(run_cli("complexity", path, "--json", "--per-layer", "--size", "512x512").stdout)
+    assert r["size"] == [512, 512] and r["layers"]
+    assert sum(l["macs"] for l in r["layers"]) == r["total"]["macs"]
+    bad = run_cli("complexity", "teacher", "--size", "16x16", check=False)
+    assert bad.returncode == 2 and "window" in bad.stderr and "Traceback" not in bad.stderr
