@@ -67,7 +67,7 @@ HP = {
     "slices_2": HyperpriorConfig(num_slices=2, max_support=-1, attn_dim=192, attn_depth=1, shift=False,
                                  attn_res_units=1, slice_hidden=(224, 128), hs_width=128, hs_depth=1, hs_head_dim=16),
     "slices_5_tcm_pruned": HyperpriorConfig(num_slices=5, attn_dim=64, attn_depth=2, shift=True, attn_res_units=1,
-                                            slice_hidden=(128, 96), hs_width=96, hs_depth=1, hs_head_dim=8),
+                                            slice_hidden=(128, 64), hs_width=96, hs_depth=1, hs_head_dim=8),
     "slices_5_ours": HyperpriorConfig(num_slices=5, attn_dim=32, attn_depth=1, shift=False, attn_res_units=1,
                                       slice_hidden=(128,), hs_width=96, hs_depth=1, hs_head_dim=16),
 }
