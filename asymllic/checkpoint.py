@@ -14,7 +14,7 @@ import torch
 from space import CodecConfig, ConfigError, config_id, from_dict, teacher_config, to_dict
 
 from .errors import CheckpointError
-from .models import LicCodec
+from .models import ENTROPY_TABLES, LicCodec
 
 FORMAT = "asymllic-codec"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
@@ -66,9 +66,8 @@ def load_state(model: LicCodec, state: dict, path: str | Path = "checkpoint") ->
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    resizable = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
     wrong = sorted(k for k in set(own) & set(state)
-                   if own[k].shape != state[k].shape and not k.endswith(resizable))
+                   if own[k].shape != state[k].shape and not k.endswith(ENTROPY_TABLES))
     if missing or unexpected or wrong:
         parts = []
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import codec, complexity, figure, space_cmd
+from .commands import codec, complexity, evaluate, figure, space_cmd, train
 
-GROUPS = (codec, complexity, figure, space_cmd)
+GROUPS = (codec, complexity, space_cmd, figure, train, evaluate)
 
 
 def setup_args() -> argparse.ArgumentParser:

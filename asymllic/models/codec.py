@@ -26,6 +26,8 @@ from .synthesis import build_synthesis
 
 ENCODER_PARTS = ("g_a", "h_a")
 SYNTHESIS_PARTS = ("g_s",)
+# buffers that CompressAI resizes when it builds the entropy-coding tables (update())
+ENTROPY_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 HYPERPRIOR_PARTS = ("h_mean_s", "h_scale_s", "atten_mean", "atten_scale", "cc_mean_transforms",
                     "cc_scale_transforms", "lrp_transforms", "entropy_bottleneck", "gaussian_conditional")
 

@@ -1,0 +1,112 @@
+"""Evaluation on real files: PSNR, MS-SSIM, bpp from the real bytes and from the likelihoods, timings.
+
+Results are written in CompressAI's JSON format (``name``, ``description``, ``results`` with lists
+``psnr-rgb``, ``ms-ssim-rgb``, ``bpp``, ``encoding_time``, ``decoding_time``), one point per model, so
+CompressAI's plot tool and the BD-rate helpers here read them.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .coding import compress, decompress
+from .images import pad_to, read_image
+from .metrics import bpp_from_likelihoods, ms_ssim, psnr
+from .models import LicCodec
+
+METRICS = ("psnr-rgb", "ms-ssim-rgb", "bpp", "estimated_bpp", "encoding_time", "decoding_time")
+
+
+def centre_crop(x: torch.Tensor, side: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if not side or (h <= side and w <= side):
+        return x
+    th, tw = min(h, side), min(w, side)
+    top, left = (h - th) // 2, (w - tw) // 2
+    return x[..., top:top + th, left:left + tw]
+
+
+def jpeg_at_bpp(x: torch.Tensor, target_bpp: float) -> dict:
+    """PIL JPEG (4:2:0) at the quality whose size is closest to ``target_bpp``."""
+    arr = (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    h, w = arr.shape[:2]
+    best = None
+    for q in range(1, 96):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="JPEG", quality=q)
+        bpp = 8 * buf.tell() / (h * w)
+        if best is None or abs(bpp - target_bpp) < abs(best[1] - target_bpp):
+            best = (q, bpp, buf.getvalue())
+    q, bpp, data = best
+    dec = torch.from_numpy(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).copy()).permute(2, 0, 1).float().div(255)[None]
+    return {"quality": q, "bpp": bpp, "psnr-rgb": psnr(dec, x)}
+
+
+@torch.no_grad()
+def evaluate_image(model: LicCodec, x: torch.Tensor, jpeg: bool = False) -> dict:
+    h, w = x.shape[-2:]
+    t0 = time.perf_counter()
+    data = compress(model, x)
+    t1 = time.perf_counter()
+    x_hat = decompress(model, data)
+    t2 = time.perf_counter()
+    device = next(model.parameters()).device
+    out = model(pad_to(x, model.config.pad_multiple()).to(device))
+    row = {"psnr-rgb": psnr(x_hat, x), "ms-ssim-rgb": ms_ssim(x_hat, x), "bpp": 8 * len(data) / (h * w),
+           "estimated_bpp": float(bpp_from_likelihoods(out["likelihoods"], h * w)),
+           "encoding_time": t1 - t0, "decoding_time": t2 - t1, "width": w, "height": h}
+    if jpeg:
+        row["jpeg"] = jpeg_at_bpp(x, row["bpp"])
+    return row
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def evaluate(model: LicCodec, paths: list, name: str, description: str = "", max_side: int = 0,
+             jpeg: bool = False, progress: bool = True) -> dict:
+    """Per-image rows and their means, in CompressAI's results layout (one point)."""
+    from tqdm import tqdm
+
+    model.eval()
+    rows = []
+    for p in tqdm(paths, desc=f"eval {name}", disable=not progress, leave=False):
+        row = evaluate_image(model, centre_crop(read_image(p), max_side), jpeg)
+        row["image"] = Path(p).name
+        rows.append(row)
+    results = {k: [_mean(r[k] for r in rows)] for k in METRICS}
+    if jpeg:
+        results["jpeg-bpp"] = [_mean(r["jpeg"]["bpp"] for r in rows)]
+        results["jpeg-psnr-rgb"] = [_mean(r["jpeg"]["psnr-rgb"] for r in rows)]
+    return {"name": name, "description": description, "results": results, "per_image": rows}
+
+
+def merge_points(runs: list, name: str, description: str = "") -> dict:
+    """Several one-point results (e.g. one per lambda) -> one RD curve sorted by bpp."""
+    order = np.argsort([r["results"]["bpp"][0] for r in runs])
+    keys = [k for k in runs[0]["results"] if all(k in r["results"] for r in runs)]
+    return {"name": name, "description": description,
+            "results": {k: [runs[i]["results"][k][0] for i in order] for k in keys}}
+
+
+def load_results(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def bd_rate(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
+    """BD-rate (%) of ``test`` against ``anchor`` (akima, points need not match); negative is better."""
+    import bjontegaard as bd
+
+    ra, da = anchor["results"]["bpp"], anchor["results"][metric]
+    rt, dt = test["results"]["bpp"], test["results"][metric]
+    if len(rt) < 2:
+        raise ValueError(f"BD-rate needs at least 2 RD points in {test.get('name')!r} (got {len(rt)}); evaluate several lambdas")
+    return float(bd.bd_rate(ra, da, rt, dt, method="akima", require_matching_points=False))

@@ -1,0 +1,42 @@
+"""Training presets: one code path, only sizes and step counts change."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..errors import AsymllicError
+
+
+@dataclass(frozen=True)
+class TrainPreset:
+    name: str
+    crop: int  # training crop side
+    batch: int
+    teacher_steps: int
+    stage1_steps: int
+    stage2_steps: int
+    lr: float = 1e-4
+    lr_drop: float = 5 / 6  # fraction of the steps after which lr becomes lr_after (paper: 0.5M of 0.6M)
+    lr_after: float = 1e-5
+    checkpoint_every: int = 100
+    cache_crops: int = 64  # crops whose latents the stage caches hold
+    eval_max_side: int = 0  # 0: evaluate full images; else centre-crop larger images to this side
+
+    def steps(self, stage: str) -> int:
+        return {"teacher": self.teacher_steps, "stage1": self.stage1_steps, "stage2": self.stage2_steps}[stage]
+
+
+PRESETS = {
+    "smoke": TrainPreset("smoke", crop=128, batch=1, teacher_steps=3, stage1_steps=3, stage2_steps=3,
+                         checkpoint_every=2, cache_crops=4, eval_max_side=128),
+    "cpu": TrainPreset("cpu", crop=128, batch=4, teacher_steps=600, stage1_steps=1000, stage2_steps=500,
+                       checkpoint_every=100, cache_crops=256, eval_max_side=512),
+    "paper": TrainPreset("paper", crop=256, batch=8, teacher_steps=600_000, stage1_steps=600_000,
+                         stage2_steps=600_000, checkpoint_every=5000, cache_crops=100_000),
+}
+
+
+def get_train_preset(name: str, **overrides) -> TrainPreset:
+    if name not in PRESETS:
+        raise AsymllicError(f"unknown training preset {name!r}; choose one of {sorted(PRESETS)}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return replace(PRESETS[name], **overrides)

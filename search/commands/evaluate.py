@@ -1,0 +1,70 @@
+"""``asymllic eval`` and ``asymllic bdrate``: RD points from real files, BD-rate against anchors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+KODAK_ANCHORS = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "kodak"
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate codec checkpoints on an image set (CompressAI JSON)")
+    p.add_argument("checkpoints", nargs="+", help="one checkpoint per RD point (e.g. one per lambda)")
+    p.add_argument("--data", default="bundled", help="image folder, or 'bundled' (held-out scikit-image photos)")
+    p.add_argument("--name", default=None)
+    p.add_argument("--out", default=None, help="write the JSON here (default: print it)")
+    p.add_argument("--max-side", type=int, default=0, help="centre-crop larger images to this side (0: full images)")
+    p.add_argument("--jpeg", action="store_true", help="also code each image with JPEG at the same bpp")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=run_eval)
+    p = sub.add_parser("bdrate", help="BD-rate (%%) of RD curves against anchors (akima)")
+    p.add_argument("test", nargs="+", help="CompressAI-style JSON files with 2+ points")
+    p.add_argument("--anchor", action="append", default=[], help="anchor JSON (repeatable)")
+    p.add_argument("--kodak", action="store_true", help="add BPG and VTM Kodak anchors from shared/anchors/kodak")
+    p.add_argument("--metric", default="psnr-rgb")
+    p.set_defaults(run=run_bdrate)
+
+
+def run_eval(args) -> int:
+    from asymllic.checkpoint import load_codec
+    from asymllic.data import resolve
+    from asymllic.device import pick_device
+    from asymllic.evaluation import evaluate, merge_points
+
+    images = resolve(None if args.data == "bundled" else args.data, "eval")
+    images.report()
+    runs = [evaluate(load_codec(c, pick_device(args.device)), images.paths, Path(c).parent.name or Path(c).stem,
+                     str(c), args.max_side, args.jpeg, not args.quiet) for c in args.checkpoints]
+    name = args.name or runs[0]["name"]
+    result = runs[0] if len(runs) == 1 else dict(merge_points(runs, name), per_checkpoint=runs)
+    result["name"] = name
+    text = json.dumps(result, indent=1)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        r = result["results"]
+        print(f"{args.out}: psnr {r['psnr-rgb']} dB, bpp {r['bpp']} (estimated {r['estimated_bpp']})")
+    else:
+        print(text)
+    return 0
+
+
+def run_bdrate(args) -> int:
+    from asymllic.errors import AsymllicError
+    from asymllic.evaluation import bd_rate, load_results
+
+    anchors = list(args.anchor)
+    if args.kodak:
+        anchors += [str(KODAK_ANCHORS / f) for f in ("bpg_444_x265_ycbcr.json", "vtm.json") if (KODAK_ANCHORS / f).exists()]
+    if not anchors:
+        raise AsymllicError("bdrate needs at least one --anchor (or --kodak)")
+    for test in args.test:
+        t = load_results(test)
+        for a in anchors:
+            try:
+                value = f"{bd_rate(load_results(a), t, args.metric):+.2f} %"
+            except ValueError as e:
+                value = f"n/a ({e})"
+            print(f"{t.get('name', test)} vs {load_results(a).get('name', a)}: {value}")
+    return 0

@@ -1,0 +1,79 @@
+"""``asymllic teacher train``, ``asymllic train stage1 | stage2 | combine``: the asymmetric protocol."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import resolve_config
+
+
+def _common(p, out_default: str) -> None:
+    p.add_argument("--preset", choices=("smoke", "cpu", "paper"), default="cpu", help="sizes and step counts")
+    p.add_argument("--lmbda", type=float, default=0.0067, help="rate-distortion trade-off (CompressAI convention)")
+    p.add_argument("--data", default=None, help="image folder (default: the photos bundled with scikit-image)")
+    p.add_argument("--out", default=None, help=f"run folder (default: {out_default})")
+    p.add_argument("--steps", type=int, default=None, help="override the preset's step count")
+    p.add_argument("--batch", type=int, default=None, help="override the preset's batch size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default="results/cache", help="latent cache folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_parsers(sub) -> None:
+    t = sub.add_parser("teacher", help="the teacher codec (TCM)")
+    tsub = t.add_subparsers(dest="teacher_command", required=True, metavar="WHAT")
+    p = tsub.add_parser("train", help="train a teacher from scratch (RD loss + aux loss, Adam)")
+    p.add_argument("--config", default="teacher", help="teacher preset or config (default: TCM-small)")
+    _common(p, "results/teacher/<preset>-<lambda>")
+    p.set_defaults(run=run_teacher)
+
+    t = sub.add_parser("train", help="asymmetric training stages")
+    tsub = t.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    p = tsub.add_parser("stage1", help="train a light synthesis decoder g_s on the frozen teacher")
+    p.add_argument("--teacher", required=True, help="teacher checkpoint (ours or official LIC_TCM)")
+    p.add_argument("--decoder", required=True, help="preset or config whose synthesis part is trained")
+    _common(p, "results/stage1/<config id>")
+    p.set_defaults(run=run_stage)
+    p = tsub.add_parser("stage2", help="train a light hyperprior path (h_a, h_s, f_c) on the frozen teacher")
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--hyperprior", required=True, help="preset or config whose hyperprior part is trained")
+    _common(p, "results/stage2/<config id>")
+    p.set_defaults(run=run_stage)
+    p = tsub.add_parser("combine", help="frozen g_a + stage-1 g_s + stage-2 hyperprior path = one codec")
+    p.add_argument("--stage1", required=True)
+    p.add_argument("--stage2", required=True)
+    p.add_argument("--out", required=True, help="output checkpoint (.pt)")
+    p.set_defaults(run=run_combine)
+
+
+def _run_and_preset(args, default_out: Path):
+    from asymllic.training import StageRun, get_train_preset
+
+    preset = get_train_preset(args.preset, batch=args.batch)
+    run = StageRun(Path(args.out) if args.out else default_out, Path(args.cache), args.seed, not args.quiet)
+    return preset, run
+
+
+def run_teacher(args) -> int:
+    from asymllic.training import train_teacher
+
+    preset, run = _run_and_preset(args, Path("results/teacher") / f"{args.preset}-{args.lmbda:g}")
+    print(train_teacher(resolve_config(args.config), preset, args.lmbda, args.data, run, args.steps))
+    return 0
+
+
+def run_stage(args) -> int:
+    import space
+    from asymllic.training import train_stage1, train_stage2
+
+    cfg = resolve_config(args.decoder if args.stage == "stage1" else args.hyperprior)
+    preset, run = _run_and_preset(args, Path("results") / args.stage / f"{space.config_id(cfg)}-{args.preset}-{args.lmbda:g}")
+    fn = train_stage1 if args.stage == "stage1" else train_stage2
+    print(fn(args.teacher, cfg, preset, args.lmbda, args.data, run, args.steps))
+    return 0
+
+
+def run_combine(args) -> int:
+    from asymllic.training import combine
+
+    print(combine(args.stage1, args.stage2, args.out))
+    return 0
