@@ -1,0 +1,148 @@
+"""The protocol end to end at the smoke preset, resume after an interruption, divergence and bad data."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import space
+from asymllic.checkpoint import load_codec
+from asymllic.coding import compress, decompress, reconstruct
+from asymllic.data import DataError, resolve, scan
+from asymllic.images import read_image, to_uint8
+from asymllic.training import StageRun, TrainingDiverged, combine, get_train_preset, train_stage1, train_stage2, train_teacher
+from asymllic.training.loop import STATE_FILE, LoopSpec, run_loop
+from conftest import photo, run_cli
+
+SMOKE = get_train_preset("smoke")
+
+
+@pytest.fixture(scope="module")
+def protocol(tmp_path_factory):
+    root = tmp_path_factory.mktemp("protocol")
+    cache = root / "cache"
+    teacher = train_teacher(space.teacher_config(64), SMOKE, 0.0067, None, StageRun(root / "teacher", cache, progress=False))
+    paper = space.get_preset("paper")
+    s1 = train_stage1(teacher, paper, SMOKE, 0.0067, None, StageRun(root / "s1", cache, progress=False))
+    s2 = train_stage2(teacher, paper, SMOKE, 0.0067, None, StageRun(root / "s2", cache, progress=False))
+    asym = combine(s1, s2, root / "asym.pt")
+    return {"root": root, "teacher": teacher, "s1": s1, "s2": s2, "asym": asym, "cache": cache}
+
+
+def test_stages_train_only_their_parts(protocol):
+    t, s1, s2, a = (load_codec(protocol[k]) for k in ("teacher", "s1", "s2", "asym"))
+    paper = space.get_preset("paper")
+    assert s1.config.synthesis == paper.synthesis and s1.config.hyperprior == t.config.hyperprior
+    assert s2.config.hyperprior == paper.hyperprior and s2.config.synthesis == t.config.synthesis
+    assert a.config == paper
+    for name, tensor in t.g_a.state_dict().items():  # the encoder never moves
+        assert torch.equal(tensor, s1.g_a.state_dict()[name]) and torch.equal(tensor, a.g_a.state_dict()[name])
+    for name, tensor in t.h_a.state_dict().items():  # stage 1 freezes h_a; stage 2 trains it
+        assert torch.equal(tensor, s1.h_a.state_dict()[name])
+    assert any(not torch.equal(v, s2.h_a.state_dict()[k]) for k, v in t.h_a.state_dict().items())
+    assert all(torch.equal(v, a.g_s.state_dict()[k]) for k, v in s1.g_s.state_dict().items())
+    assert all(torch.equal(v, a.h_mean_s.state_dict()[k]) for k, v in s2.h_mean_s.state_dict().items())
+    # stage 1's cache exists, keyed by the teacher's weights
+    assert list(protocol["cache"].glob("*/*/latents.pt"))
+
+
+def test_combined_codec_round_trips_across_processes(protocol, tmp_path):
+    img = tmp_path / "x.png"
+    Image.fromarray(photo("chelsea", (150, 100))).save(img)
+    run_cli("compress", img, tmp_path / "x.alic", "--model", protocol["asym"])
+    run_cli("decompress", tmp_path / "x.alic", tmp_path / "y.png", "--model", protocol["asym"])
+    expected = to_uint8(reconstruct(load_codec(protocol["asym"]), read_image(img)))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "y.png")), expected)
+
+
+def test_eval_writes_compressai_json(protocol, tmp_path):
+    out = tmp_path / "eval.json"
+    run_cli("eval", protocol["asym"], protocol["teacher"], "--max-side", "128", "--jpeg", "--out", out, "--quiet")
+    r = json.loads(out.read_text())
+    for key in ("psnr-rgb", "ms-ssim-rgb", "bpp", "encoding_time", "decoding_time", "estimated_bpp", "jpeg-psnr-rgb"):
+        assert len(r["results"][key]) == 2, key
+    assert r["results"]["bpp"] == sorted(r["results"]["bpp"])
+    assert all(p["results"]["psnr-rgb"][0] > 0 for p in r["per_checkpoint"])
+    bd = run_cli("bdrate", out, "--anchor", out)
+    assert "+0.00 %" in bd.stdout or "-0.00 %" in bd.stdout
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
+    def spec(run_dir, stop_at=None):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(8, 3, 3, padding=1))
+
+        def step_fn(step):
+            if stop_at is not None and step == stop_at:
+                raise KeyboardInterrupt  # as a kill between checkpoints
+            g = torch.Generator().manual_seed(step)
+            x = torch.rand(2, 3, 16, 16, generator=g)
+            return {"loss": ((model(x) - x) ** 2).mean()}
+
+        return model, LoopSpec("t", run_dir, model, list(model.parameters()), step_fn, steps=6, lr=1e-2,
+                               lr_drop_at=4, lr_after=1e-3, checkpoint_every=2, progress=False)
+
+    ref_model, ref = spec(tmp_path / "ref")
+    run_loop(ref)
+    _, broken = spec(tmp_path / "run", stop_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(broken)
+    assert torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)["step"] == 2
+    model, resumed = spec(tmp_path / "run")
+    run_loop(resumed)
+    for a, b in zip(ref_model.state_dict().values(), model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_cli_resumes_a_killed_teacher_run(tmp_path):
+    out = tmp_path / "t"
+    # a run that stops after its first checkpoint, as a killed one does, then the same command again
+    run_cli("teacher", "train", "--preset", "smoke", "--steps", "2", "--out", out, "--quiet")
+    assert torch.load(out / STATE_FILE, weights_only=True)["step"] == 2
+    run_cli("teacher", "train", "--preset", "smoke", "--steps", "3", "--out", out, "--quiet")
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+
+
+def test_divergence_stops_with_the_last_good_checkpoint(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    calls = {"n": 0}
+
+    def step_fn(step):
+        calls["n"] += 1
+        loss = (model(torch.ones(1, 2)) ** 2).sum()
+        return {"loss": loss * float("nan") if step >= 2 else loss}
+
+    spec = LoopSpec("t", tmp_path, model, list(model.parameters()), step_fn, steps=5, lr=1e-2, lr_drop_at=5,
+                    lr_after=1e-3, checkpoint_every=1, progress=False)
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 2.*last good checkpoint \(step 2\)"):
+        run_loop(spec)
+    assert torch.load(tmp_path / STATE_FILE, weights_only=True)["step"] == 2
+
+
+def test_bad_data(tmp_path):
+    with pytest.raises(DataError, match="no such data folder"):
+        scan(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no usable images"):
+        scan(tmp_path / "empty")
+    mixed = tmp_path / "mixed" / "sub"
+    mixed.mkdir(parents=True)
+    Image.fromarray(photo()).save(mixed / "good.png")
+    (mixed / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (mixed / "notes.txt").write_text("ignored: not an image name")
+    s = scan(tmp_path / "mixed")
+    assert [p.name for p in s.paths] == ["good.png"] and [p.name for p, _ in s.skipped] == ["broken.png"]
+    proc = run_cli("teacher", "train", "--preset", "smoke", "--steps", "1", "--data", tmp_path / "mixed",
+                   "--out", tmp_path / "t", "--quiet")
+    assert "broken.png" in proc.stderr and "skipped 1 of 2" in proc.stderr
+    bad = run_cli("teacher", "train", "--preset", "smoke", "--data", tmp_path / "empty", "--out", tmp_path / "u", check=False)
+    assert bad.returncode == 2 and "no usable images" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bundled_photos_are_real_and_split():
+    train, held_out = resolve(None, "train").paths, resolve("bundled", "eval").paths
+    assert len(train) >= 5 and len(held_out) >= 3 and not set(train) & set(held_out)
+    assert all(Path(p).is_file() for p in train + held_out)
