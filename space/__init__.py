@@ -1,6 +1,6 @@
 """The decoder design space as plain data (no torch): configs, domains, presets, sampling, serialization."""
 from .codec import CodecConfig
-from .domains import SYNTHESIS_AXES, HYPERPRIOR_AXES, Axis, axes, config_from_params
+from .domains import SYNTHESIS_AXES, HYPERPRIOR_AXES, Axis, axes, config_from_params, params_from_config
 from .errors import ConfigError
 from .hyperprior import HYPER_CHANNELS, LATENT_CHANNELS, HyperpriorConfig
 from .presets import PRESETS, get_preset, list_presets, teacher_config
@@ -12,6 +12,6 @@ __all__ = [
     "Axis", "CodecConfig", "ConfigError", "HyperpriorConfig", "SynthesisConfig", "PRESETS",
     "HYPER_CHANNELS", "LATENT_CHANNELS", "SYNTHESIS_AXES", "HYPERPRIOR_AXES",
     "axes", "config_from_params", "config_id", "dumps", "from_dict", "get_preset", "list_presets", "load",
-    "loads", "random_params", "ray_param_space", "sample_config", "save", "suggest_params", "teacher_config",
+    "loads", "params_from_config", "random_params", "ray_param_space", "sample_config", "save", "suggest_params", "teacher_config",
     "to_dict",
 ]

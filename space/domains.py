@@ -138,3 +138,38 @@ def applicable(params: Params, part: str) -> Params:
                 raise ConfigError(ax.name, "missing from the sampled parameters")
             out[ax.name] = params[ax.name]
     return out
+
+
+def params_from_config(cfg: CodecConfig, part: str) -> Params:
+    """The axis values that ``config_from_params`` maps back to ``cfg`` (to enqueue presets as trials).
+
+    Raises ConfigError when ``cfg`` lies outside the sampled domains.
+    """
+    from .errors import ConfigError
+
+    s, h = cfg.synthesis, cfg.hyperprior
+    p: Params = {}
+    if part in ("synthesis", "joint"):
+        p.update(g_upsampler=s.upsamplers[0], g_final_upsampler=s.upsamplers[-1], g_block=s.block,
+                 g_shift=s.shift, g_window=s.window, g_mlp_ratio=s.mlp_ratio)
+        for i in range(NUM_STAGES):
+            p[f"g_depth_{i}"], p[f"g_width_{i}"] = s.depths[i], s.widths[i]
+            p[f"g_heads_{i}"] = attention_width(s.block, s.widths[i]) // s.head_dims[i]
+    if part in ("hyperprior", "joint"):
+        p.update(h_num_slices=h.num_slices, h_max_support=h.max_support, h_attn_dim=h.attn_dim,
+                 h_attn_heads=h.attn_dim // h.attn_head_dim if h.attn_dim else 1, h_attn_depth=h.attn_depth,
+                 h_attn_res_units=h.attn_res_units, h_shift=h.shift, h_slice_depth=len(h.slice_hidden),
+                 h_lrp=h.lrp, h_hs_width=h.hs_width, h_hs_depth=h.hs_depth, h_hs_block=h.hs_block,
+                 h_hs_heads=attention_width(h.hs_block, h.hs_width) // h.hs_head_dim)
+        for i, w in enumerate(h.slice_hidden):
+            p[f"h_slice_width_{i}"] = w
+    applied = applicable(p, part)
+    for ax in axes(part):
+        if ax.name in applied and not ax.is_int and applied[ax.name] not in ax.choices:
+            raise ConfigError(ax.name, f"{applied[ax.name]!r} is outside the sampled domain {list(ax.choices)}")
+        if ax.name in applied and ax.is_int and not ax.low <= applied[ax.name] <= ax.high:
+            raise ConfigError(ax.name, f"{applied[ax.name]} is outside the sampled range [{ax.low}, {ax.high}]")
+    rebuilt = config_from_params(applied, part, cfg)
+    if rebuilt != cfg:
+        raise ConfigError(part, "this config cannot be expressed by the sampled axes")
+    return applied

@@ -9,7 +9,7 @@
         mu, sigma = conv3x3 chain through slice_hidden widths
         y_hat_i += 0.5 * tanh(LRP([support, y_hat_i]))   (if lrp)
 
-TCM-small: 5 slices, max_support 5, attn_dim 128 (head 16, window 8, 2 blocks, 3 units), shift,
+TCM-small: 5 slices, max_support 5 (= all, stored as -1), attn_dim 128 (head 16, window 8, 2 blocks, 3 units), shift,
 slice_hidden (224, 128), LRP, hs_width 128 with 2 'swin' blocks (head 32, window 4).
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ SLICE_CHOICES = tuple(d for d in range(1, LATENT_CHANNELS + 1) if LATENT_CHANNEL
 @dataclass(frozen=True)
 class HyperpriorConfig:
     num_slices: int = 5  # divisor of M
-    max_support: int = 5  # previous slices fed to a slice network (-1: all)
+    max_support: int = -1  # previous slices fed to a slice network (-1: all; TCM's 5 of 5 slices is all)
     attn_dim: int = 128  # SWAtten inner width (0: no attention)
     attn_head_dim: int = 16
     attn_window: int = 8
@@ -49,6 +49,8 @@ class HyperpriorConfig:
         check_int(f"{f}.max_support", self.max_support, -1, LATENT_CHANNELS)
         if self.max_support == 0:
             raise ConfigError(f"{f}.max_support", "0 is not allowed; use -1 (all previous slices) or a count >= 1")
+        if self.max_support >= self.num_slices - 1:  # one canonical form: "all" is -1
+            object.__setattr__(self, "max_support", -1)
         check_int(f"{f}.attn_dim", self.attn_dim, 0, 512)
         check_int(f"{f}.attn_head_dim", self.attn_head_dim, *HEAD_DIM_RANGE)
         check_choice(f"{f}.attn_window", self.attn_window, WINDOWS)

@@ -56,7 +56,7 @@ G_S = {
     "tcm_pruned": SynthesisConfig(widths=(96, 112, 80), depths=(0, 0, 2), block="swin",
                                   upsamplers=("rbu", "rbu", "rbu", "subpel"), shift=True, head_dims=(8, 8, 8)),
     "ours": SynthesisConfig(widths=(128, 96, 64), depths=(1, 1, 1), block="wtb",
-                            upsamplers=("rbu",) * 4, shift=False, head_dims=(32, 32, 16), mlp_ratio=2.0),
+                            upsamplers=("rbu",) * 4, shift=False, head_dims=(32, 48, 16), mlp_ratio=2.0),
 }
 G_S_ROWS = {"conv_k5": "Conv_k5", "rbu": "RBU", "tcm_pruned": "TCM_pruned", "ours": "Ours"}
 
@@ -69,7 +69,7 @@ HP = {
     "slices_5_tcm_pruned": HyperpriorConfig(num_slices=5, attn_dim=64, attn_depth=2, shift=True, attn_res_units=1,
                                             slice_hidden=(128, 64), hs_width=96, hs_depth=1, hs_head_dim=8),
     "slices_5_ours": HyperpriorConfig(num_slices=5, attn_dim=32, attn_depth=1, shift=False, attn_res_units=1,
-                                      slice_hidden=(128,), hs_width=96, hs_depth=1, hs_head_dim=16),
+                                      slice_hidden=(128,), hs_width=96, hs_depth=1, hs_head_dim=24),
 }
 HP_ROWS = {"slices_1": "slices_1", "slices_2": "slices_2", "slices_5_tcm_pruned": "slices_5_TCM_pruned",
            "slices_5_ours": "slices_5_Ours"}

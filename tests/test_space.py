@@ -126,3 +126,16 @@ def test_yaml_file_round_trip(tmp_path):
     assert space.load(p) == cfg
     q = space.save(cfg, tmp_path / "c.json")
     assert json.loads(q.read_text())["hyperprior"]["num_slices"] == 2
+
+
+@pytest.mark.parametrize("part", ["synthesis", "hyperprior", "joint"])
+@pytest.mark.parametrize("name", ["teacher", "paper"])
+def test_presets_are_points_of_the_sampled_space(name, part):
+    cfg = space.get_preset(name)
+    params = space.params_from_config(cfg, part)
+    assert space.config_from_params(params, part, cfg) == cfg
+
+
+def test_max_support_all_is_canonical():
+    assert HyperpriorConfig(num_slices=5, max_support=5) == HyperpriorConfig(num_slices=5, max_support=-1)
+    assert HyperpriorConfig(num_slices=10, max_support=4).max_support == 4
