@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import codec, complexity, evaluate, figure, space_cmd, train
+from .commands import codec, complexity, evaluate, figure, search_cmd, space_cmd, train
 
-GROUPS = (codec, complexity, space_cmd, figure, train, evaluate)
+GROUPS = (codec, complexity, space_cmd, figure, train, evaluate, search_cmd)
 
 
 def setup_args() -> argparse.ArgumentParser:

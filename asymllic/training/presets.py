@@ -20,6 +20,7 @@ class TrainPreset:
     checkpoint_every: int = 100
     cache_crops: int = 64  # crops whose latents the stage caches hold
     eval_max_side: int = 0  # 0: evaluate full images; else centre-crop larger images to this side
+    search_steps: int = 200  # fine-tuning steps of one search candidate
 
     def steps(self, stage: str) -> int:
         return {"teacher": self.teacher_steps, "stage1": self.stage1_steps, "stage2": self.stage2_steps}[stage]
@@ -27,11 +28,11 @@ class TrainPreset:
 
 PRESETS = {
     "smoke": TrainPreset("smoke", crop=128, batch=1, teacher_steps=3, stage1_steps=3, stage2_steps=3,
-                         checkpoint_every=2, cache_crops=4, eval_max_side=128),
+                         checkpoint_every=2, cache_crops=4, eval_max_side=128, search_steps=2),
     "cpu": TrainPreset("cpu", crop=128, batch=4, teacher_steps=600, stage1_steps=1000, stage2_steps=500,
-                       checkpoint_every=100, cache_crops=256, eval_max_side=512),
+                       checkpoint_every=100, cache_crops=256, eval_max_side=512, search_steps=150),
     "paper": TrainPreset("paper", crop=256, batch=8, teacher_steps=600_000, stage1_steps=600_000,
-                         stage2_steps=600_000, checkpoint_every=5000, cache_crops=100_000),
+                         stage2_steps=600_000, checkpoint_every=5000, cache_crops=100_000, search_steps=50_000),
 }
 
 

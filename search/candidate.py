@@ -1,0 +1,74 @@
+"""One candidate: count it, fine-tune its light part(s) under the frozen-encoder protocol, evaluate real files."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import space
+
+from .spec import SearchSpec
+
+
+def complexity(cfg: space.CodecConfig, size: tuple) -> dict:
+    """Decoder/total params and MACs in both conventions, before any training."""
+    from asymllic.complexity import count
+
+    out = {}
+    for conv in ("exact", "thop"):
+        r = count(cfg, size, conv)
+        suffix = "" if conv == "exact" else "_thop"
+        out[f"decoder_gmacs{suffix}"] = r.decoder.macs / 1e9
+        out[f"decoder_mparams{suffix}"] = r.decoder.params / 1e6
+        out[f"gs_gmacs{suffix}"] = r.components["g_s"].macs / 1e9
+        out[f"hyperprior_gmacs{suffix}"] = r.components["hyperprior"].macs / 1e9
+    return out
+
+
+def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path, progress: bool = False) -> dict:
+    """Stage 1 (synthesis), stage 2 (hyperprior) or both + combine (joint); then evaluate on held-out photos."""
+    from asymllic.checkpoint import load_codec
+    from asymllic.data import resolve
+    from asymllic.errors import AsymllicError
+    from asymllic.evaluation import evaluate
+    from asymllic.training import StageRun, combine, get_train_preset, train_stage1, train_stage2
+
+    if not spec.teacher or not Path(spec.teacher).is_file():
+        raise AsymllicError(f"no teacher checkpoint at {spec.teacher!r}; train one with "
+                            f"'asymllic teacher train --preset {spec.preset}' and pass --teacher")
+    preset = get_train_preset(spec.preset)
+    steps = spec.steps or preset.search_steps
+    cache = Path(spec.root) / "cache"
+    t0 = time.perf_counter()
+    paths = {}
+    if spec.part in ("synthesis", "joint"):
+        paths["stage1"] = train_stage1(spec.teacher, cfg, preset, spec.lmbda, spec.data,
+                                       StageRun(trial_dir / "stage1", cache, spec.seed, progress), steps)
+    if spec.part in ("hyperprior", "joint"):
+        paths["stage2"] = train_stage2(spec.teacher, cfg, preset, spec.lmbda, spec.data,
+                                       StageRun(trial_dir / "stage2", cache, spec.seed, progress), steps)
+    codec = combine(paths["stage1"], paths["stage2"], trial_dir / "codec.pt") if spec.part == "joint" \
+        else next(iter(paths.values()))
+    images = resolve(spec.eval_data or "bundled", "eval").paths
+    result = evaluate(load_codec(codec), images, name=trial_dir.name, max_side=preset.eval_max_side, progress=False)
+    r = result["results"]
+    return {"psnr": r["psnr-rgb"][0], "bpp": r["bpp"][0], "estimated_bpp": r["estimated_bpp"][0],
+            "ms_ssim": r["ms-ssim-rgb"][0], "decoding_time": r["decoding_time"][0],
+            "train_seconds": time.perf_counter() - t0, "checkpoint": str(codec)}
+
+
+def base_config(spec: SearchSpec) -> space.CodecConfig:
+    """The codec the searched part is swapped into: the teacher's config (from its checkpoint) or TCM-small."""
+    if spec.teacher and Path(spec.teacher).is_file():
+        from asymllic.checkpoint import config_and_state, read_checkpoint
+
+        return config_and_state(read_checkpoint(spec.teacher), spec.teacher)[0]
+    return space.teacher_config(64)
+
+
+def with_part(base: space.CodecConfig, cfg: space.CodecConfig, part: str) -> space.CodecConfig:
+    if part == "synthesis":
+        return replace(base, synthesis=cfg.synthesis)
+    if part == "hyperprior":
+        return replace(base, hyperprior=cfg.hyperprior)
+    return replace(base, synthesis=cfg.synthesis, hyperprior=cfg.hyperprior)

@@ -1,0 +1,163 @@
+"""``asymllic search | results | pareto | export``: multi-objective decoder search and its results."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import parse_size
+
+
+def _study_args(p) -> None:
+    p.add_argument("study", help="study name (results/<study>/)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///results/<study>/study.db)")
+    p.add_argument("--root", default="results")
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("search", help="multi-objective search over decoder configs (Optuna or Ray Tune)")
+    p.add_argument("--study", required=True)
+    p.add_argument("--part", choices=("synthesis", "hyperprior", "joint"), default="synthesis")
+    p.add_argument("--preset", choices=("smoke", "cpu", "paper"), default="cpu")
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--backend", choices=("optuna", "ray"), default="optuna")
+    p.add_argument("--storage", default=None, help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (Optuna) or concurrent trials (Ray)")
+    p.add_argument("--mac-budget", type=float, default=None, help="decoder GMACs at --size; over it a candidate is not trained")
+    p.add_argument("--teacher", default=None, help="frozen teacher checkpoint (ours or official LIC_TCM)")
+    p.add_argument("--lmbda", type=float, default=0.0067)
+    p.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default="nsga2")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per candidate (default: the preset's)")
+    p.add_argument("--data", default=None, help="training images (default: bundled photos)")
+    p.add_argument("--eval-data", default=None, help="held-out images (default: bundled eval photos)")
+    p.add_argument("--size", type=parse_size, default=(768, 512), help="where MACs are counted")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0)
+    p.add_argument("--heartbeat", type=int, default=60, help="seconds; dead workers' trials are retried")
+    p.add_argument("--no-presets", action="store_true", help="do not enqueue the paper's decoder and the teacher")
+    p.add_argument("--root", default="results")
+    p.set_defaults(run=run_search)
+
+    p = sub.add_parser("results", help="table of a study's trials")
+    _study_args(p)
+    p.add_argument("--csv", default=None)
+    p.add_argument("--parquet", default=None)
+    p.add_argument("--all-columns", action="store_true")
+    p.set_defaults(run=run_results)
+
+    p = sub.add_parser("pareto", help="Pareto plot, hypervolume history and axis importance (HTML + PNG)")
+    _study_args(p)
+    p.add_argument("--no-png", action="store_true")
+    p.set_defaults(run=run_pareto)
+
+    p = sub.add_parser("export", help="export the best trained decoders as codecs")
+    _study_args(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--top", type=int, default=None)
+    g.add_argument("--trial", type=int, default=None)
+    p.set_defaults(run=run_export)
+
+
+def run_search(args) -> int:
+    from ..spec import SearchSpec
+
+    teacher = args.teacher or str(Path(args.root) / "teacher" / f"{args.preset}-{args.lmbda:g}" / "codec.pt")
+    spec = SearchSpec(study=args.study, part=args.part, preset=args.preset, trials=args.trials, backend=args.backend,
+                      storage=args.storage, workers=args.workers, mac_budget=args.mac_budget, teacher=teacher,
+                      lmbda=args.lmbda, seed=args.seed, sampler=args.sampler, data=args.data, eval_data=args.eval_data,
+                      root=args.root, size=tuple(args.size), steps=args.steps, enqueue_presets=not args.no_presets,
+                      ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
+                      gpus_per_trial=args.gpus_per_trial, heartbeat=args.heartbeat)
+    if not Path(teacher).is_file():
+        from asymllic.errors import AsymllicError
+
+        raise AsymllicError(f"no teacher checkpoint at {teacher}; run 'asymllic teacher train --preset {args.preset}' "
+                            "or pass --teacher")
+    if args.backend == "ray":
+        from ..ray_backend import run_ray
+
+        run_ray(spec)
+    else:
+        from ..optuna_backend import run_optuna
+
+        run_optuna(spec)
+    return _summary(spec.study, spec.storage, spec.root)
+
+
+def _load(args_or_study, storage=None, root="results"):
+    from ..optuna_backend import open_study
+    from ..spec import SearchSpec
+    from ..table import trials_frame
+
+    spec = SearchSpec(study=args_or_study, storage=storage, root=root)
+    try:
+        study = open_study(spec, create=False)
+    except KeyError:
+        from asymllic.errors import AsymllicError
+
+        raise AsymllicError(f"no study {args_or_study!r} in {spec.storage_url}") from None
+    return study, trials_frame(study), study.user_attrs.get("spec", {})
+
+
+def _summary(study_name: str, storage, root) -> int:
+    _, df, spec = _load(study_name, storage, root)
+    counts = df["state"].value_counts().to_dict() if not df.empty else {}
+    print(f"study {study_name}: {len(df)} trials {counts}, {int(df['pareto'].sum()) if not df.empty else 0} on the Pareto front")
+    print(f"next: asymllic results {study_name} | asymllic pareto {study_name} | asymllic export {study_name}")
+    return 0
+
+
+SHOW = ["number", "state", "pareto", "preset", "config_id", "psnr", "bpp", "decoder_gmacs", "decoder_mparams",
+        "decoder_gmacs_thop", "wall_seconds", "infeasible", "error"]
+
+
+def run_results(args) -> int:
+    import pandas as pd
+
+    _, df, _ = _load(args.study, args.storage, args.root)
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+    if args.parquet:
+        df.to_parquet(args.parquet, index=False)
+    view = df if args.all_columns else df[[c for c in SHOW if c in df]]
+    with pd.option_context("display.max_rows", 500, "display.width", 200, "display.max_colwidth", 60):
+        print(view.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def run_pareto(args) -> int:
+    from ..plots import write_figure
+    from ..plots.pareto import history_figure, importance_figure, pareto_figure
+    from ..table import hypervolume_history
+
+    study, df, spec = _load(args.study, args.storage, args.root)
+    part = spec.get("part", "synthesis")
+    out = Path(args.root) / args.study
+    paths = write_figure(pareto_figure(df, part, f"{args.study}: {part} search"), out / "pareto", png=not args.no_png)
+    hv = hypervolume_history(df, part)
+    paths += write_figure(history_figure(hv, f"{args.study}: hypervolume history"), out / "history", png=not args.no_png)
+    try:
+        import warnings
+
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            imp = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=lambda t: t.values[0])
+        paths += write_figure(importance_figure(imp, f"{args.study}: importance of each axis for {part} objective 1"),
+                              out / "importance", png=not args.no_png)
+    except (RuntimeError, ValueError, ZeroDivisionError) as e:
+        print(f"importance skipped: {e}")
+    for p in paths:
+        print(p)
+    return 0
+
+
+def run_export(args) -> int:
+    from ..export import export
+
+    _, df, spec = _load(args.study, args.storage, args.root)
+    for folder in export(df, spec, Path(args.root) / args.study / "export", args.top, args.trial):
+        print(folder)
+    return 0

@@ -1,0 +1,151 @@
+"""The Optuna driver: one objective, any RDB storage (SQLite by default, PostgreSQL to scale out), K workers.
+
+Each trial samples a config from ``space`` (define-by-run), counts it before any training, prunes it
+as infeasible when over the MAC budget, and otherwise trains and evaluates it. Everything a trial
+knows is stored as user attributes, so the study database alone is the result.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Callable
+
+import space
+
+from . import objectives
+from .candidate import base_config, complexity, train_and_evaluate
+from .spec import SearchSpec
+
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+def storage(spec: SearchSpec):
+    """RDB storage; with a heartbeat, a trial whose worker died is failed and retried by another worker."""
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    warnings.filterwarnings("ignore", category=ExperimentalWarning)
+
+    url = spec.storage_url
+    kwargs: dict = {}
+    if url.startswith("sqlite:///"):
+        spec.dir.mkdir(parents=True, exist_ok=True)
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
+    if spec.heartbeat and spec.heartbeat > 0:
+        kwargs.update(heartbeat_interval=spec.heartbeat, grace_period=2 * spec.heartbeat,
+                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
+    return RDBStorage(url, **kwargs)
+
+
+def sampler(spec: SearchSpec):
+    import optuna
+
+    if spec.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    return optuna.samplers.NSGAIISampler(seed=spec.seed, population_size=max(4, min(50, spec.trials // 3)))
+
+
+def open_study(spec: SearchSpec, create: bool = True):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not create:
+        return optuna.load_study(study_name=spec.study, storage=storage(spec))
+    study = optuna.create_study(study_name=spec.study, storage=storage(spec), sampler=sampler(spec),
+                                directions=objectives.directions(spec.part), load_if_exists=True)
+    if "spec" not in study.user_attrs:
+        study.set_user_attr("spec", spec.to_dict())
+        study.set_user_attr("objectives", objectives.names(spec.part))
+        if spec.enqueue_presets:
+            for name in ("paper", "teacher"):
+                params = space.params_from_config(space.get_preset(name), spec.part)
+                study.enqueue_trial(params, user_attrs={"preset": name}, skip_if_exists=True)
+    return study
+
+
+def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
+    import optuna
+
+    base = base_config(spec)
+
+    def objective(trial):
+        params = space.suggest_params(trial, spec.part)
+        cfg = space.config_from_params(params, spec.part, base)
+        cid = space.config_id(cfg)
+        trial.set_user_attr("config_id", cid)
+        trial.set_user_attr("config", space.to_dict(cfg))
+        figures = complexity(cfg, spec.size)
+        for k, v in figures.items():
+            trial.set_user_attr(k, v)
+        if spec.mac_budget is not None and figures["decoder_gmacs"] > spec.mac_budget:
+            reason = f"decoder {figures['decoder_gmacs']:.2f} GMACs > budget {spec.mac_budget} GMACs"
+            trial.set_user_attr("infeasible", reason)
+            raise optuna.TrialPruned(reason)
+        trial_dir = spec.dir / "trials" / f"{trial.number:04d}-{cid}"
+        t0 = time.perf_counter()
+        try:
+            metrics = evaluate(cfg, spec, trial_dir)
+        except Exception as e:
+            trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:1000])
+            raise
+        metrics = {**figures, **metrics, "wall_seconds": time.perf_counter() - t0}
+        for k, v in metrics.items():
+            trial.set_user_attr(k, v)
+        values = objectives.values(spec.part, metrics)
+        if not all(math.isfinite(v) for v in values):
+            trial.set_user_attr("error", f"non-finite objective {values}")
+            raise FloatingPointError(f"non-finite objective {values}")
+        return values
+
+    return objective
+
+
+def finished(study) -> int:
+    return sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False))
+
+
+def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, threads: int | None = None) -> None:
+    """Optimise until the study holds ``spec.trials`` finished (complete or pruned) trials."""
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    study = open_study(spec)
+    if finished(study) >= spec.trials:
+        return
+    study.optimize(make_objective(spec, evaluate), n_trials=3 * spec.trials, catch=(Exception,),
+                   callbacks=[MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))],
+                   gc_after_trial=True)
+
+
+def _spawned_worker(spec_dict: dict, threads: int) -> None:
+    spec_dict = dict(spec_dict)
+    spec_dict["size"] = tuple(spec_dict["size"])
+    run_worker(SearchSpec(**spec_dict), threads=threads)
+
+
+def run_optuna(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
+    """Run ``spec.workers`` worker processes on one study (or this process alone for one worker)."""
+    study = open_study(spec)  # create (and enqueue presets) once, before the workers race
+    if spec.workers <= 1:
+        run_worker(spec, evaluate)
+        return open_study(spec)
+    import multiprocessing as mp
+
+    threads = max(1, (os.cpu_count() or 1) // spec.workers)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_spawned_worker, args=(spec.to_dict(), threads)) for _ in range(spec.workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return study

@@ -1,0 +1,49 @@
+"""What a search is: the study, the part searched, its budget and where it keeps everything."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+PARTS = ("synthesis", "hyperprior", "joint")
+BACKENDS = ("optuna", "ray")
+SAMPLERS = ("nsga2", "tpe", "random")
+
+
+@dataclass
+class SearchSpec:
+    study: str
+    part: str = "synthesis"
+    preset: str = "cpu"  # training preset of each candidate
+    trials: int = 20
+    backend: str = "optuna"
+    storage: str | None = None  # default: sqlite:///<root>/<study>/study.db
+    workers: int = 1
+    mac_budget: float | None = None  # GMACs of the whole decoder at `size` (exact convention)
+    teacher: str | None = None
+    lmbda: float = 0.0067
+    seed: int = 0
+    sampler: str = "nsga2"
+    data: str | None = None  # training images (default: bundled)
+    eval_data: str | None = None  # held-out images (default: bundled eval split)
+    root: str = "results"
+    size: tuple = (768, 512)  # where MACs are counted
+    steps: int | None = None  # override the preset's steps per candidate
+    enqueue_presets: bool = True  # the paper's decoder and the teacher are the first trials
+    ray_address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    heartbeat: int = 60  # seconds; RDB storages fail and retry trials whose worker stopped beating
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.root) / self.study
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.dir / 'study.db').as_posix()}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["size"] = list(self.size)
+        return d
