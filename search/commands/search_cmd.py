@@ -141,13 +141,15 @@ def run_pareto(args) -> int:
 
         import optuna
 
+        from .. import objectives
+
+        sign = -1.0 if objectives.directions(part)[0] == "maximize" else 1.0  # PED-ANOVA ranks low targets
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            imp = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=lambda t: t.values[0])
+            imp = optuna.importance.get_param_importances(study, target=lambda t: sign * t.values[0])
         paths += write_figure(importance_figure(imp, f"{args.study}: importance of each axis for {part} objective 1"),
                               out / "importance", png=not args.no_png)
-    except (RuntimeError, ValueError, ZeroDivisionError) as e:
+    except (RuntimeError, ValueError, ZeroDivisionError, ImportError) as e:
         print(f"importance skipped: {e}")
     for p in paths:
         print(p)

@@ -79,5 +79,5 @@ def importance_figure(importances: dict, title: str):
 
     items = sorted(importances.items(), key=lambda kv: kv[1])
     fig = go.Figure(go.Bar(x=[v for _, v in items], y=[k for k, _ in items], orientation="h"))
-    fig.update_layout(title=title, xaxis_title="importance (fANOVA)", template="plotly_white")
+    fig.update_layout(title=title, xaxis_title="importance (PED-ANOVA, Optuna default)", template="plotly_white")
     return fig

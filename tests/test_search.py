@@ -1,0 +1,140 @@
+"""Real Optuna studies on SQLite at the smoke preset: objectives, budget, crashes, kills, workers, export."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pytest
+from PIL import Image
+
+import space
+from asymllic.training import StageRun, get_train_preset, train_teacher
+from conftest import ROOT, photo, run_cli
+from search.optuna_backend import open_study, run_optuna
+from search.spec import SearchSpec
+from search.table import pareto_mask, trials_frame
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    root = tmp_path_factory.mktemp("teacher")
+    return str(train_teacher(space.teacher_config(64), get_train_preset("smoke"), 0.0067, None,
+                             StageRun(root, root / "cache", progress=False)))
+
+
+def fake_evaluate(calls, crash_at=None):
+    """Scores a candidate from its complexity alone (fast), optionally crashing on one call."""
+    def evaluate(cfg, spec, trial_dir):
+        calls.append(space.config_id(cfg))
+        if crash_at is not None and len(calls) == crash_at:
+            raise RuntimeError("simulated crash in training")
+        from search.candidate import complexity
+
+        g = complexity(cfg, (256, 256))["gs_gmacs"]
+        return {"psnr": 20 + 3 * np.log1p(g), "bpp": 0.5, "checkpoint": ""}
+    return evaluate
+
+
+def spec_for(tmp_path, teacher, **kw):
+    return SearchSpec(study="t", preset="smoke", teacher=teacher, root=str(tmp_path), **kw)
+
+
+def test_two_objective_study_end_to_end(tmp_path, teacher):
+    spec = spec_for(tmp_path, teacher, trials=4)
+    study = run_optuna(spec)
+    df = trials_frame(study)
+    assert (df["state"] == "COMPLETE").sum() == 4
+    assert [t.directions for t in [study]][0] == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    assert set(df["preset"].dropna()) == {"paper", "teacher"}  # enqueued first
+    assert list(df.sort_values("number")["preset"][:2]) == ["paper", "teacher"]
+    for _, r in df.iterrows():
+        assert os.path.isfile(r["checkpoint"]) and len(r["config_id"]) == 12 and r["decoder_gmacs"] > 0
+        assert np.isfinite(r["psnr"]) and r["wall_seconds"] > 0
+    # the front in the table is the non-dominated set of (psnr max, MACs min)
+    assert df["pareto"].any()
+    # results, pareto and export through the CLI; then the export is a real codec
+    run_cli("results", "t", "--root", tmp_path, "--csv", tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().count("\n") == 5
+    run_cli("pareto", "t", "--root", tmp_path)
+    assert (tmp_path / "t" / "pareto.html").stat().st_size > 1000 and (tmp_path / "t" / "pareto.png").is_file()
+    out = run_cli("export", "t", "--top", "1", "--root", tmp_path).stdout.strip().splitlines()[-1]
+    img = tmp_path / "x.png"
+    Image.fromarray(photo("coffee", (140, 100))).save(img)
+    run_cli("compress", img, tmp_path / "x.alic", "--codec", out)
+    run_cli("decompress", tmp_path / "x.alic", tmp_path / "y.png", "--codec", out)
+    assert np.asarray(Image.open(tmp_path / "y.png")).shape == (100, 140, 3)
+    assert run_cli("complexity", f"{out}/config.json", "--json").returncode == 0
+
+
+def test_over_budget_candidates_are_never_trained(tmp_path, teacher):
+    calls = []
+    spec = spec_for(tmp_path, teacher, trials=6, mac_budget=120.0)  # the teacher's decoder (150 G) is over it
+    study = run_optuna(spec, evaluate=fake_evaluate(calls))
+    df = trials_frame(study)
+    over = df[df["decoder_gmacs"] > 120.0]
+    assert len(over) >= 1 and (over["state"] == "PRUNED").all()
+    assert over["infeasible"].str.contains("budget").all()
+    assert not set(over["config_id"]) & set(calls)  # never reached training
+    assert (df["state"].isin(["COMPLETE", "PRUNED"])).sum() == 6
+
+
+def test_a_crashing_trial_fails_and_the_study_goes_on(tmp_path, teacher):
+    calls = []
+    study = run_optuna(spec_for(tmp_path, teacher, trials=4), evaluate=fake_evaluate(calls, crash_at=2))
+    df = trials_frame(study)
+    failed = df[df["state"] == "FAIL"]
+    assert len(failed) == 1 and "simulated crash" in failed.iloc[0]["error"]
+    assert (df["state"] == "COMPLETE").sum() == 4
+
+
+def _count(storage_dir, state):
+    study = open_study(SearchSpec(study="k", root=str(storage_dir)), create=False)
+    return sum(t.state.name == state for t in study.get_trials(deepcopy=False))
+
+
+def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, teacher):
+    args = [sys.executable, "-m", "search.cli", "search", "--study", "k", "--preset", "smoke", "--trials", "4",
+            "--teacher", teacher, "--root", str(tmp_path), "--heartbeat", "2"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        time.sleep(1)
+        if (tmp_path / "k" / "study.db").exists() and _count(tmp_path, "COMPLETE") >= 1 and _count(tmp_path, "RUNNING") >= 1:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    study = open_study(SearchSpec(study="k", root=str(tmp_path)), create=False)
+    done_before = {t.number: t.values for t in study.trials if t.state.name == "COMPLETE"}
+    assert done_before and any(t.state.name == "RUNNING" for t in study.trials)
+    time.sleep(5)  # past the heartbeat's grace period
+    subprocess.run(args, cwd=ROOT, check=True, capture_output=True)
+    study = open_study(SearchSpec(study="k", root=str(tmp_path)), create=False)
+    after = {t.number: t for t in study.trials}
+    assert all(after[n].values == v for n, v in done_before.items())  # nothing finished was lost or redone
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 4
+    killed = [t for t in study.trials if t.state.name == "FAIL"]
+    assert killed and all(t.state.name != "RUNNING" for t in study.trials)
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") in {k.number for k in killed}]
+    assert retried and retried[0].state.name == "COMPLETE"
+    # a third run does nothing: the study is complete
+    n = len(study.trials)
+    subprocess.run(args, cwd=ROOT, check=True, capture_output=True)
+    assert len(open_study(SearchSpec(study="k", root=str(tmp_path)), create=False).trials) == n
+
+
+def test_two_worker_processes_share_one_sqlite_study(tmp_path, teacher):
+    run_cli("search", "--study", "w", "--preset", "smoke", "--trials", "4", "--workers", "2", "--teacher", teacher,
+            "--root", tmp_path, "--no-presets")
+    study = open_study(SearchSpec(study="w", root=str(tmp_path)), create=False)
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) >= 4
+    assert len({t.number for t in study.trials}) == len(study.trials)
+
+
+def test_pareto_mask_is_the_non_dominated_set():
+    import pandas as pd
+
+    df = pd.DataFrame({"state": ["COMPLETE"] * 4 + ["PRUNED"], "psnr": [30, 31, 29, 31, 40], "decoder_gmacs": [10, 20, 15, 25, 1]})
+    assert list(pareto_mask(df, "synthesis")) == [True, True, False, False, False]
