@@ -35,11 +35,14 @@ def _trainable(params: dict, spec_dict: dict) -> None:
     tune.report({**figures, **metrics, "config_id": cid, "config": space.to_dict(cfg)})
 
 
-def _define_by_run(part: str):
-    def define(trial):
-        space.suggest_params(trial, part)
+class DefineByRun:
+    """Ray's OptunaSearch space: asks the Optuna trial for each axis (picklable, for Ray's checkpoints)."""
 
-    return define
+    def __init__(self, part: str):
+        self.part = part
+
+    def __call__(self, trial) -> None:
+        space.suggest_params(trial, self.part)
 
 
 def run_ray(spec: SearchSpec):
@@ -64,7 +67,7 @@ def run_ray(spec: SearchSpec):
     else:
         points = [space.params_from_config(space.get_preset(n), spec.part) for n in ("paper", "teacher")] \
             if spec.enqueue_presets else None
-        searcher = OptunaSearch(space=_define_by_run(spec.part), metric=objectives.names(spec.part),
+        searcher = OptunaSearch(space=DefineByRun(spec.part), metric=objectives.names(spec.part),
                                 mode=["max" if d == "maximize" else "min" for d in objectives.directions(spec.part)],
                                 points_to_evaluate=points, seed=spec.seed)
         tuner = tune.Tuner(trainable,
@@ -112,6 +115,9 @@ def mirror(spec: SearchSpec, grid):
             reason = str(result.error).strip().splitlines()[-1][:500] if result.error else "no metrics"
             infeasible = "InfeasibleCandidate" in str(result.error)
             attrs["infeasible" if infeasible else "error"] = reason
+            if params and "config_id" not in attrs:  # counted before training: keep its figures
+                cfg = space.config_from_params(params, spec.part, base_config(spec))
+                attrs.update(config_id=space.config_id(cfg), config=space.to_dict(cfg), **complexity(cfg, spec.size))
             study.add_trial(create_trial(params=params, distributions=dists, user_attrs=attrs,
                                          state=TrialState.PRUNED if infeasible else TrialState.FAIL))
     return study

@@ -1,6 +1,6 @@
 """The decoder design space as plain data (no torch): configs, domains, presets, sampling, serialization."""
 from .codec import CodecConfig
-from .domains import SYNTHESIS_AXES, HYPERPRIOR_AXES, Axis, axes, config_from_params, params_from_config
+from .domains import SYNTHESIS_AXES, HYPERPRIOR_AXES, Axis, applicable, axes, config_from_params, params_from_config
 from .errors import ConfigError
 from .hyperprior import HYPER_CHANNELS, LATENT_CHANNELS, HyperpriorConfig
 from .presets import PRESETS, get_preset, list_presets, teacher_config
@@ -9,7 +9,7 @@ from .serialize import config_id, dumps, from_dict, load, loads, save, to_dict
 from .synthesis import SynthesisConfig
 
 __all__ = [
-    "Axis", "CodecConfig", "ConfigError", "HyperpriorConfig", "SynthesisConfig", "PRESETS",
+    "Axis", "CodecConfig", "applicable", "ConfigError", "HyperpriorConfig", "SynthesisConfig", "PRESETS",
     "HYPER_CHANNELS", "LATENT_CHANNELS", "SYNTHESIS_AXES", "HYPERPRIOR_AXES",
     "axes", "config_from_params", "config_id", "dumps", "from_dict", "get_preset", "list_presets", "load",
     "loads", "params_from_config", "random_params", "ray_param_space", "sample_config", "save", "suggest_params", "teacher_config",
