@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "note: no Chromium found; PNG figures need one (HTML figures work without it)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
@@ -21,6 +24,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/decode_time.py
+	$(PY) bench/latent_cache.py
 
 clean:
 	rm -rf $(VENV) results/*

@@ -22,13 +22,13 @@ def paper_target(preset: str, tables: dict | None = None):
     return component, values[1:]
 
 
-def _widths(cfg: space.CodecConfig) -> str:
+def _widths(cfg: space.CodecConfig, component: str) -> str:
     s, h = cfg.synthesis, cfg.hyperprior
     g = f"g_s {s.block} w={'/'.join(map(str, s.widths))} d={'/'.join(map(str, s.depths))} up={'/'.join(s.upsamplers)}" \
         f"{' shift' if s.shift else ''} heads={'/'.join(map(str, s.head_dims))} mlp={s.mlp_ratio:g}"
     p = f"hp slices={h.num_slices} attn={h.attn_dim}x{h.attn_depth} units={h.attn_res_units}" \
         f" hidden={'/'.join(map(str, h.slice_hidden))} hs={h.hs_width}x{h.hs_depth}{' shift' if h.shift else ''}"
-    return f"{g}; {p}"
+    return {"g_s": g, "hyperprior": p}.get(component, f"{g}; {p}")
 
 
 def preset_table(size: tuple = (768, 512)) -> str:
@@ -56,5 +56,5 @@ def preset_table(size: tuple = (768, 512)) -> str:
             _, vals = paper_target(name, tables)
             paper = f"{vals[0]} M / {vals[1]} G"
             err = f"{100 * (tp / vals[0] - 1):+.2f} % / {100 * (tm / vals[1] - 1):+.2f} %"
-        lines.append(f"| {name} | {pick} | {tp:.2f} | {tm:.2f} | {paper} | {err} | {ep:.2f} | {em:.2f} | {_widths(cfg)} |")
+        lines.append(f"| {name} | {pick} | {tp:.2f} | {tm:.2f} | {paper} | {err} | {ep:.2f} | {em:.2f} | {_widths(cfg, pick)} |")
     return "\n".join(lines)
