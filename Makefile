@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) -m search.demo
 
+# PostgreSQL for the scale-out tests: started on loopback by scripts/start_postgres.sh (skipped if it cannot)
 test: setup
-	$(PY) -m pytest
+	ASYMLLIC_TEST_POSTGRES="$${ASYMLLIC_TEST_POSTGRES:-$$(bash scripts/start_postgres.sh 2>/dev/null | tail -n 1)}" $(PY) -m pytest
 
 bench: setup
 	$(PY) bench/decode_time.py

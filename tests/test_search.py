@@ -138,3 +138,14 @@ def test_pareto_mask_is_the_non_dominated_set():
 
     df = pd.DataFrame({"state": ["COMPLETE"] * 4 + ["PRUNED"], "psnr": [30, 31, 29, 31, 40], "decoder_gmacs": [10, 20, 15, 25, 1]})
     assert list(pareto_mask(df, "synthesis")) == [True, True, False, False, False]
+
+
+def test_same_seed_same_configs_and_metrics(tmp_path, teacher):
+    frames = []
+    for run in ("a", "b"):
+        spec = SearchSpec(study="d", preset="smoke", teacher=teacher, root=str(tmp_path / run), trials=3,
+                          sampler="nsga2", seed=11, enqueue_presets=False)
+        frames.append(trials_frame(run_optuna(spec)).sort_values("number"))
+    a, b = frames
+    assert list(a["config_id"]) == list(b["config_id"])
+    assert list(a["psnr"]) == list(b["psnr"]) and list(a["bpp"]) == list(b["bpp"])
