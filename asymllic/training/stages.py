@@ -106,6 +106,7 @@ def train_stage1(teacher_path: str | Path, config: CodecConfig, preset: TrainPre
                  data: str | None, run: StageRun, steps: int | None = None) -> Path:
     """Light g_s of ``config.synthesis`` on the frozen teacher; distortion-only loss from cached y_hat."""
     teacher = load_codec(teacher_path)
+    torch.manual_seed(run.seed)  # the new parts' initialisation is reproducible
     model = LicCodec(replace(teacher.config, synthesis=config.synthesis))
     warm_start(model, teacher)
     params = [p for _, p in _freeze_all_but(model, ("g_s",))]
@@ -124,6 +125,7 @@ def train_stage2(teacher_path: str | Path, config: CodecConfig, preset: TrainPre
                  data: str | None, run: StageRun, steps: int | None = None) -> Path:
     """Light h_s + f_c of ``config.hyperprior``; h_a and the z prior retrain; full RD loss from cached y."""
     teacher = load_codec(teacher_path)
+    torch.manual_seed(run.seed)
     model = LicCodec(replace(teacher.config, hyperprior=config.hyperprior))
     warm_start(model, teacher)
     params, aux = _split_aux(_freeze_all_but(model, ("h_a",) + HYPERPRIOR_PARTS))
