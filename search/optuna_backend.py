@@ -111,7 +111,6 @@ def finished(study) -> int:
 
 def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, threads: int | None = None) -> None:
     """Optimise until the study holds ``spec.trials`` finished (complete or pruned) trials."""
-    import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 

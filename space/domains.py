@@ -7,7 +7,7 @@ values into a validated config, ignoring axes whose condition does not hold.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from .codec import CodecConfig
 from .hyperprior import HyperpriorConfig

@@ -43,3 +43,14 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"asymllic {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def smoke_teacher(tmp_path_factory) -> str:
+    """A TCM-small teacher trained for the smoke preset's few steps (real training, seconds)."""
+    import space
+    from asymllic.training import StageRun, get_train_preset, train_teacher
+
+    root = tmp_path_factory.mktemp("smoke_teacher")
+    return str(train_teacher(space.teacher_config(64), get_train_preset("smoke"), 0.0067, None,
+                             StageRun(root, root / "cache", progress=False)))

@@ -7,8 +7,6 @@ import uuid
 import optuna
 import pytest
 
-import space
-from asymllic.training import StageRun, get_train_preset, train_teacher
 from conftest import ROOT, run_cli
 from search.optuna_backend import open_study
 from search.spec import SearchSpec
@@ -18,17 +16,12 @@ URL = os.environ.get("ASYMLLIC_TEST_POSTGRES")
 pytestmark = pytest.mark.skipif(not URL, reason="ASYMLLIC_TEST_POSTGRES not set (make test starts a local PostgreSQL)")
 
 
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    root = tmp_path_factory.mktemp("teacher")
-    return str(train_teacher(space.teacher_config(64), get_train_preset("smoke"), 0.0067, None,
-                             StageRun(root, root / "cache", progress=False)))
 
 
-def test_two_separately_started_workers_share_a_postgres_study(tmp_path, teacher):
+def test_two_separately_started_workers_share_a_postgres_study(tmp_path, smoke_teacher):
     name = f"pg-{uuid.uuid4().hex[:8]}"
     args = [sys.executable, "-m", "search.cli", "search", "--study", name, "--preset", "smoke", "--trials", "4",
-            "--teacher", teacher, "--root", str(tmp_path), "--storage", URL, "--sampler", "random"]
+            "--teacher", smoke_teacher, "--root", str(tmp_path), "--storage", URL, "--sampler", "random"]
     procs = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=900)

@@ -1,23 +1,15 @@
 """The Ray Tune backend: same space and objectives through OptunaSearch, local Ray, restore, mirrored results."""
-import pytest
 
-import space
-from asymllic.training import StageRun, get_train_preset, train_teacher
 from conftest import run_cli
 from search.optuna_backend import open_study
 from search.spec import SearchSpec
 from search.table import trials_frame
 
 
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    root = tmp_path_factory.mktemp("teacher")
-    return str(train_teacher(space.teacher_config(64), get_train_preset("smoke"), 0.0067, None,
-                             StageRun(root, root / "cache", progress=False)))
 
 
-def test_ray_search_with_budget_restore_and_mirror(tmp_path, teacher):
-    args = ["search", "--study", "r", "--backend", "ray", "--preset", "smoke", "--trials", "3", "--teacher", teacher,
+def test_ray_search_with_budget_restore_and_mirror(tmp_path, smoke_teacher):
+    args = ["search", "--study", "r", "--backend", "ray", "--preset", "smoke", "--trials", "3", "--teacher", smoke_teacher,
             "--root", tmp_path, "--mac-budget", "140"]
     out = run_cli(*args)
     assert "3 trials" in out.stdout

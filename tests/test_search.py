@@ -7,22 +7,15 @@ import time
 
 import numpy as np
 import optuna
-import pytest
 from PIL import Image
 
 import space
-from asymllic.training import StageRun, get_train_preset, train_teacher
 from conftest import ROOT, photo, run_cli
 from search.optuna_backend import open_study, run_optuna
 from search.spec import SearchSpec
 from search.table import pareto_mask, trials_frame
 
 
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    root = tmp_path_factory.mktemp("teacher")
-    return str(train_teacher(space.teacher_config(64), get_train_preset("smoke"), 0.0067, None,
-                             StageRun(root, root / "cache", progress=False)))
 
 
 def fake_evaluate(calls, crash_at=None):
@@ -38,12 +31,12 @@ def fake_evaluate(calls, crash_at=None):
     return evaluate
 
 
-def spec_for(tmp_path, teacher, **kw):
-    return SearchSpec(study="t", preset="smoke", teacher=teacher, root=str(tmp_path), **kw)
+def spec_for(tmp_path, smoke_teacher, **kw):
+    return SearchSpec(study="t", preset="smoke", teacher=smoke_teacher, root=str(tmp_path), **kw)
 
 
-def test_two_objective_study_end_to_end(tmp_path, teacher):
-    spec = spec_for(tmp_path, teacher, trials=4)
+def test_two_objective_study_end_to_end(tmp_path, smoke_teacher):
+    spec = spec_for(tmp_path, smoke_teacher, trials=4)
     study = run_optuna(spec)
     df = trials_frame(study)
     assert (df["state"] == "COMPLETE").sum() == 4
@@ -69,9 +62,9 @@ def test_two_objective_study_end_to_end(tmp_path, teacher):
     assert run_cli("complexity", f"{out}/config.json", "--json").returncode == 0
 
 
-def test_over_budget_candidates_are_never_trained(tmp_path, teacher):
+def test_over_budget_candidates_are_never_trained(tmp_path, smoke_teacher):
     calls = []
-    spec = spec_for(tmp_path, teacher, trials=6, mac_budget=120.0)  # the teacher's decoder (150 G) is over it
+    spec = spec_for(tmp_path, smoke_teacher, trials=6, mac_budget=120.0)  # the teacher's decoder (150 G) is over it
     study = run_optuna(spec, evaluate=fake_evaluate(calls))
     df = trials_frame(study)
     over = df[df["decoder_gmacs"] > 120.0]
@@ -81,9 +74,9 @@ def test_over_budget_candidates_are_never_trained(tmp_path, teacher):
     assert (df["state"].isin(["COMPLETE", "PRUNED"])).sum() == 6
 
 
-def test_a_crashing_trial_fails_and_the_study_goes_on(tmp_path, teacher):
+def test_a_crashing_trial_fails_and_the_study_goes_on(tmp_path, smoke_teacher):
     calls = []
-    study = run_optuna(spec_for(tmp_path, teacher, trials=4), evaluate=fake_evaluate(calls, crash_at=2))
+    study = run_optuna(spec_for(tmp_path, smoke_teacher, trials=4), evaluate=fake_evaluate(calls, crash_at=2))
     df = trials_frame(study)
     failed = df[df["state"] == "FAIL"]
     assert len(failed) == 1 and "simulated crash" in failed.iloc[0]["error"]
@@ -95,9 +88,9 @@ def _count(storage_dir, state):
     return sum(t.state.name == state for t in study.get_trials(deepcopy=False))
 
 
-def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, teacher):
+def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, smoke_teacher):
     args = [sys.executable, "-m", "search.cli", "search", "--study", "k", "--preset", "smoke", "--trials", "4",
-            "--teacher", teacher, "--root", str(tmp_path), "--heartbeat", "2"]
+            "--teacher", smoke_teacher, "--root", str(tmp_path), "--heartbeat", "2"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -125,8 +118,8 @@ def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, teach
     assert len(open_study(SearchSpec(study="k", root=str(tmp_path)), create=False).trials) == n
 
 
-def test_two_worker_processes_share_one_sqlite_study(tmp_path, teacher):
-    run_cli("search", "--study", "w", "--preset", "smoke", "--trials", "4", "--workers", "2", "--teacher", teacher,
+def test_two_worker_processes_share_one_sqlite_study(tmp_path, smoke_teacher):
+    run_cli("search", "--study", "w", "--preset", "smoke", "--trials", "4", "--workers", "2", "--teacher", smoke_teacher,
             "--root", tmp_path, "--no-presets")
     study = open_study(SearchSpec(study="w", root=str(tmp_path)), create=False)
     assert sum(t.state.name == "COMPLETE" for t in study.trials) >= 4
@@ -140,10 +133,10 @@ def test_pareto_mask_is_the_non_dominated_set():
     assert list(pareto_mask(df, "synthesis")) == [True, True, False, False, False]
 
 
-def test_same_seed_same_configs_and_metrics(tmp_path, teacher):
+def test_same_seed_same_configs_and_metrics(tmp_path, smoke_teacher):
     frames = []
     for run in ("a", "b"):
-        spec = SearchSpec(study="d", preset="smoke", teacher=teacher, root=str(tmp_path / run), trials=3,
+        spec = SearchSpec(study="d", preset="smoke", teacher=smoke_teacher, root=str(tmp_path / run), trials=3,
                           sampler="nsga2", seed=11, enqueue_presets=False)
         frames.append(trials_frame(run_optuna(spec)).sort_values("number"))
     a, b = frames

@@ -9,7 +9,7 @@ from PIL import Image
 
 import space
 from asymllic.checkpoint import load_codec
-from asymllic.coding import compress, decompress, reconstruct
+from asymllic.coding import reconstruct
 from asymllic.data import DataError, resolve, scan
 from asymllic.images import read_image, to_uint8
 from asymllic.training import StageRun, TrainingDiverged, combine, get_train_preset, train_stage1, train_stage2, train_teacher
