@@ -109,6 +109,17 @@ def finished(study) -> int:
     return sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False))
 
 
+def progress_callback(spec: SearchSpec):
+    """One line per finished trial: how far the study is, and what the trial gave."""
+    def report(study, trial) -> None:
+        values = ", ".join(f"{n} {v:.4g}" for n, v in zip(objectives.names(spec.part), trial.values or []))
+        detail = values or trial.user_attrs.get("infeasible") or trial.user_attrs.get("error", "")
+        print(f"[{finished(study)}/{spec.trials}] trial {trial.number} {trial.state.name.lower()} "
+              f"{trial.user_attrs.get('config_id', '')}: {detail}", flush=True)
+
+    return report
+
+
 def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, threads: int | None = None) -> None:
     """Optimise until the study holds ``spec.trials`` finished (complete or pruned) trials."""
     from optuna.study import MaxTrialsCallback
@@ -122,7 +133,8 @@ def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, thread
     if finished(study) >= spec.trials:
         return
     study.optimize(make_objective(spec, evaluate), n_trials=3 * spec.trials, catch=(Exception,),
-                   callbacks=[MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))],
+                   callbacks=[MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                              progress_callback(spec)],
                    gc_after_trial=True)
 
 
