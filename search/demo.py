@@ -20,33 +20,37 @@ TRIALS = int(os.environ.get("ASYMLLIC_DEMO_TRIALS", "6"))
 STEPS = int(os.environ.get("ASYMLLIC_DEMO_STEPS", "40"))
 
 
-def step(title: str, argv: list) -> None:
-    print(f"\n== {title}\n$ asymllic {' '.join(map(str, argv))}", flush=True)
+def run(argv: list) -> None:
     rc = cli([str(a) for a in argv])
     if rc:
         sys.exit(rc)
+
+
+def step(title: str, argv: list) -> None:
+    print(f"\n== {title}\n$ asymllic {' '.join(map(str, argv))}", flush=True)
+    run(argv)
 
 
 def main() -> int:
     teacher_dir = ROOT / "demo-teacher"
     step("1/5 complexity of the teacher and of the paper's decoder (paper's thop convention)",
          ["complexity", "tcm-small", "--convention", "thop"])
-    cli(["complexity", "paper", "--convention", "thop"])
+    run(["complexity", "paper", "--convention", "thop"])
     step(f"2/5 train a small teacher ({TEACHER_STEPS} steps, cpu preset, bundled photos)",
          ["teacher", "train", "--preset", "cpu", "--steps", TEACHER_STEPS, "--out", teacher_dir])
     step(f"3/5 search {TRIALS} synthesis decoders (stage 1, {STEPS} steps each)",
          ["search", "--study", "demo", "--part", "synthesis", "--preset", "cpu", "--trials", TRIALS, "--steps", STEPS,
           "--teacher", teacher_dir / "codec.pt", "--root", ROOT])
     step("4/5 results, Pareto plot and export", ["results", "demo", "--root", ROOT])
-    cli(["pareto", "demo", "--root", ROOT])
-    cli(["export", "demo", "--top", "1", "--root", ROOT])
+    run(["pareto", "demo", "--root", ROOT])
+    run(["export", "demo", "--top", "1", "--root", ROOT])
     export = sorted((ROOT / "demo" / "export").iterdir())[-1]
     from asymllic.data import bundled
 
     photo = bundled("eval")[0]
     step("5/5 the exported decoder as a real codec",
          ["compress", photo, ROOT / "demo" / "chelsea.alic", "--codec", export])
-    cli(["decompress", ROOT / "demo" / "chelsea.alic", ROOT / "demo" / "chelsea.png", "--codec", export])
+    run(["decompress", ROOT / "demo" / "chelsea.alic", ROOT / "demo" / "chelsea.png", "--codec", export])
     print(f"\nPareto plot: {ROOT / 'demo' / 'pareto.html'} (and .png)\nExported codec: {export}")
     return 0
 
