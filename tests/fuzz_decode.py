@@ -30,7 +30,7 @@ def mutate(data: bytes, rng: random.Random) -> tuple:
     else:  # damage the entropy-coded payload and recompute the CRC: the header check passes
         body = b[:-4]
         for _ in range(rng.randint(1, 8)):
-            i = rng.randrange(44, len(body))
+            i = rng.randrange(48, len(body))  # past the header: the rANS strings
             body[i] = rng.randrange(256)
         b = body + _LEN.pack(zlib.crc32(bytes(body)))
     return kind, bytes(b)
