@@ -142,3 +142,19 @@ def test_same_seed_same_configs_and_metrics(tmp_path, smoke_teacher):
     a, b = frames
     assert list(a["config_id"]) == list(b["config_id"])
     assert list(a["psnr"]) == list(b["psnr"]) and list(a["bpp"]) == list(b["bpp"])
+
+
+def test_factorized_fronts_combine_into_real_codecs(tmp_path, smoke_teacher):
+    for part in ("synthesis", "hyperprior"):
+        run_optuna(SearchSpec(study=part[:2], part=part, preset="smoke", teacher=smoke_teacher, root=str(tmp_path),
+                              trials=2, enqueue_presets=True))
+    out = run_cli("factorize", "sy", "hy", "--root", tmp_path, "--measure", "1", "--max-side", "128",
+                  "--csv", tmp_path / "pairs.csv").stdout
+    import pandas as pd
+
+    pairs = pd.read_csv(tmp_path / "pairs.csv")
+    assert len(pairs) >= 1 and pairs["pareto"].any()
+    # MACs add: the pair's decoder = its g_s + its hyperprior path
+    assert (abs(pairs["decoder_gmacs"] - pairs["gs_trial_gs_gmacs"] - pairs["hp_trial_hyperprior_gmacs"]) < 1e-9).all()
+    assert "measured_psnr" in out and "psnr_error_db" in out
+    assert list((tmp_path / "sy+hy").glob("*/codec.pt"))

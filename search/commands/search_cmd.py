@@ -50,6 +50,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-png", action="store_true")
     p.set_defaults(run=run_pareto)
 
+    p = sub.add_parser("factorize", help="combine a synthesis study's front and a hyperprior study's front")
+    p.add_argument("synthesis_study")
+    p.add_argument("hyperprior_study")
+    p.add_argument("--storage", default=None)
+    p.add_argument("--root", default="results")
+    p.add_argument("--measure", type=int, default=0, help="combine and evaluate the K cheapest joint-front pairs")
+    p.add_argument("--max-side", type=int, default=512, help="centre-crop held-out photos for --measure")
+    p.add_argument("--csv", default=None)
+    p.set_defaults(run=run_factorize)
+
     p = sub.add_parser("export", help="export the best trained decoders as codecs")
     _study_args(p)
     g = p.add_mutually_exclusive_group()
@@ -153,6 +163,27 @@ def run_pareto(args) -> int:
         print(f"importance skipped: {e}")
     for p in paths:
         print(p)
+    return 0
+
+
+def run_factorize(args) -> int:
+    import pandas as pd
+
+    from ..factorized import combine_fronts, measure
+
+    _, gs, _ = _load(args.synthesis_study, args.storage, args.root)
+    _, hp, _ = _load(args.hyperprior_study, args.storage, args.root)
+    pairs = combine_fronts(gs, hp)
+    if args.csv:
+        pairs.to_csv(args.csv, index=False)
+    cols = ["gs_trial_number", "hp_trial_number", "psnr", "bpp", "decoder_gmacs", "pareto"]
+    with pd.option_context("display.width", 200):
+        print(pairs[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if args.measure:
+        out = Path(args.root) / f"{args.synthesis_study}+{args.hyperprior_study}"
+        m = measure(pairs, out, max_side=args.max_side, top=args.measure)
+        with pd.option_context("display.width", 200):
+            print(m.drop(columns=["checkpoint"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
 
 
