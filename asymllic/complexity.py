@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 from space import CodecConfig
 
-from .models import ENCODER_PARTS, HYPERPRIOR_PARTS, LicCodec
+from .models import ENCODER_PARTS, HYPERPRIOR_PARTS
 from .models.init import meta_model
 
 CONVENTIONS = ("exact", "thop")
@@ -153,4 +153,4 @@ def count(config: CodecConfig, size: tuple = (768, 512), convention: str = "exac
     return ComplexityReport(name or "config", (width, height), convention, components, layers)
 
 
-__all__ = ["CONVENTIONS", "ComplexityReport", "Count", "LayerCount", "count", "LicCodec"]
+__all__ = ["CONVENTIONS", "ComplexityReport", "Count", "LayerCount", "count"]

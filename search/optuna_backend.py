@@ -149,7 +149,7 @@ def run_optuna(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
     study = open_study(spec)  # create (and enqueue presets) once, before the workers race
     if spec.workers <= 1:
         run_worker(spec, evaluate)
-        return open_study(spec)
+        return study
     import multiprocessing as mp
 
     threads = max(1, (os.cpu_count() or 1) // spec.workers)

@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 
-
 def parse_size(text: str) -> tuple:
     try:
         w, h = (int(v) for v in text.lower().split("x"))

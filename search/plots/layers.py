@@ -29,10 +29,6 @@ def layer_bars(report, component: str = "g_s") -> LayerBars:
     return LayerBars(labels, macs, params)
 
 
-def _block_name(module) -> str:
-    return type(module).__name__
-
-
 def layer_macs_figure(reports: dict, component: str = "g_s", block_names: dict | None = None):
     """One bar series per model: GMACs of each top-level block of ``component``."""
     import plotly.graph_objects as go
@@ -58,4 +54,4 @@ def block_types(config, component: str = "g_s") -> dict:
 
     model = meta_model(config)
     root = getattr(model, component)
-    return {f"{component}.{i}": _block_name(m) for i, m in enumerate(root)}
+    return {f"{component}.{i}": type(m).__name__ for i, m in enumerate(root)}
