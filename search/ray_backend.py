@@ -6,6 +6,7 @@ experiment. When the experiment ends its trials are mirrored into the Optuna sto
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -17,22 +18,34 @@ from .candidate import base_config, complexity, train_and_evaluate
 from .spec import SearchSpec
 
 
+RESULT_FILE = "result.json"
+
+
 class InfeasibleCandidate(RuntimeError):
     """Over the MAC budget: counted, never trained."""
 
 
 def _trainable(params: dict, spec_dict: dict) -> None:
+    """One Ray trial. Its result is also written to the trial folder, so a trial that finished just before
+    the driver died is reported again on restore instead of being trained a second time."""
     from ray import tune
 
     spec = SearchSpec(**{**spec_dict, "size": tuple(spec_dict["size"])})
     cfg = space.config_from_params(params, spec.part, base_config(spec))
     cid = space.config_id(cfg)
+    trial_dir = spec.dir / "trials" / f"ray-{tune.get_context().get_trial_id()}-{cid}"
+    done = trial_dir / RESULT_FILE
+    if done.is_file():
+        tune.report(json.loads(done.read_text()))
+        return
     figures = complexity(cfg, spec.size)
     if spec.mac_budget is not None and figures["decoder_gmacs"] > spec.mac_budget:
         raise InfeasibleCandidate(f"decoder {figures['decoder_gmacs']:.2f} GMACs > budget {spec.mac_budget} GMACs")
-    trial_dir = spec.dir / "trials" / f"ray-{tune.get_context().get_trial_id()}-{cid}"
-    metrics = train_and_evaluate(cfg, spec, trial_dir)
-    tune.report({**figures, **metrics, "config_id": cid, "config": space.to_dict(cfg)})
+    result = {**figures, **train_and_evaluate(cfg, spec, trial_dir), "config_id": cid, "config": space.to_dict(cfg)}
+    tmp = done.with_name(done.name + ".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(done)
+    tune.report(result)
 
 
 class DefineByRun:
@@ -54,10 +67,9 @@ def run_ray(spec: SearchSpec):
     if spec.teacher:
         spec = replace(spec, teacher=str(Path(spec.teacher).resolve()))
     if not ray.is_initialized():
-        if spec.ray_address:
-            ray.init(address=spec.ray_address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        connect(spec.ray_address)
+    # the experiment state is what Tuner.restore resumes from: keep it at most a couple of seconds old
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     path = spec.dir / "ray"
     experiment = path / "tune"
     trainable = tune.with_resources(tune.with_parameters(_trainable, spec_dict=spec.to_dict()),
@@ -78,6 +90,30 @@ def run_ray(spec: SearchSpec):
                                                      verbose=1))
     grid = tuner.fit()
     return mirror(spec, grid)
+
+
+def connect(address: str | None) -> None:
+    """A local Ray, or the cluster at ``address``; a refused or unreachable cluster is a one-line error."""
+    import ray
+    from ray.exceptions import AuthenticationError
+
+    from asymllic.errors import AsymllicError
+
+    if not address:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        return
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError, AuthenticationError) as e:
+        chain, cause = [], e
+        while cause is not None:
+            chain.append(f"{type(cause).__name__}: {cause}")
+            cause = cause.__cause__ or cause.__context__
+        if any("AuthenticationError" in c or "InvalidAuthToken" in c for c in chain):
+            raise AsymllicError(f"the Ray cluster at {address} refused the connection: it uses token authentication; "
+                                "export RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                                "~/.ray/auth_token)") from None
+        raise AsymllicError(f"cannot connect to a Ray cluster at {address}: {str(e).splitlines()[0]}") from None
 
 
 def mirror(spec: SearchSpec, grid):

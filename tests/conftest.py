@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,9 +38,10 @@ def teacher_ckpt(tmp_path_factory) -> Path:
     return path
 
 
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """The CLI in a separate process, as a user runs it."""
-    proc = subprocess.run([sys.executable, "-m", "search.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+def run_cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The CLI in a separate process, as a user runs it (``env`` adds to this process's environment)."""
+    proc = subprocess.run([sys.executable, "-m", "search.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"asymllic {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
