@@ -26,7 +26,12 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"no such checkpoint: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # memory-mapped: weights stay on disk until a model copies them in
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):
+                raise
+            obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy (pre-zip) format
     except Exception as e:  # UnpicklingError for code in the pickle, RuntimeError for non-torch files
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "GLOBAL" in str(e):
@@ -77,10 +82,16 @@ def load_state(model: LicCodec, state: dict, path: str | Path = "checkpoint") ->
     model.load_state_dict(state, strict=True)
 
 
-def load_codec(path: str | Path, device: str | torch.device = "cpu") -> LicCodec:
-    """A ready-to-code model (entropy tables built) from any supported checkpoint."""
+def load_codec(path: str | Path, device: str | torch.device = "cpu", size: tuple | None = None,
+               limits=None, decoding: bool = False) -> LicCodec:
+    """A ready-to-code model (entropy tables built) from any supported checkpoint. With ``size`` =
+    (width, height), the config is first checked against ``limits`` (MACs, memory) at that size."""
     obj = read_checkpoint(path)
     config, state = config_and_state(obj, path)
+    if size is not None:
+        from .limits import Limits, check
+
+        check(config, size, limits or Limits(), device, what=str(path), decoding=decoding)
     model = LicCodec(config)
     load_state(model, state, path)
     if model.gaussian_conditional.quantized_cdf.numel() == 0 or model.entropy_bottleneck._quantized_cdf.numel() == 0:

@@ -69,6 +69,14 @@ def compress_file(model: LicCodec, src: str | Path, dst: str | Path) -> dict:
     return {"bytes": len(data), "bpp": 8 * len(data) / (h * w), "width": w, "height": h}
 
 
+def read_bitstream(path: str | Path) -> Bitstream:
+    """The checked header and strings of an .alic file (size, config id, ...) before any model is built."""
+    path = Path(path)
+    if not path.is_file():
+        raise BitstreamError(f"no such file: {path}")
+    return unpack(path.read_bytes())
+
+
 def decompress_file(model: LicCodec, src: str | Path, dst: str | Path) -> dict:
     src = Path(src)
     if not src.is_file():

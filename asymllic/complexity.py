@@ -10,15 +10,20 @@ Two conventions, because published figures differ:
   attention matmuls and GDN included, and every parameter.
 
 The model runs its inference path (analysis, hyper-analysis, hyper-synthesis, slice networks,
-synthesis; no likelihoods) on meta tensors: no memory, no arithmetic.
+synthesis; no likelihoods) on meta tensors: no memory, no arithmetic. The same run tracks how many bytes
+of intermediate tensors are alive at once (the peak), which with the weights gives the memory the codec
+needs at that size, so a config too large for a machine is refused before anything is allocated.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
 from space import CodecConfig
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from .models import ENCODER_PARTS, HYPERPRIOR_PARTS
 from .models.init import meta_model
@@ -61,6 +66,7 @@ class ComplexityReport:
     convention: str
     components: dict = field(default_factory=dict)  # name -> Count
     layers: list = field(default_factory=list)  # LayerCount, in execution order
+    activation_bytes: int = 0  # peak of intermediate tensors alive at once (inference, fp32)
 
     def _sum(self, names) -> Count:
         out = Count()
@@ -80,11 +86,47 @@ class ComplexityReport:
     def total(self) -> Count:
         return self._sum(self.components)
 
+    @property
+    def memory_bytes(self) -> int:
+        """Weights (fp32) plus the activation peak: what coding an image of ``size`` needs."""
+        return 4 * self.total.params + self.activation_bytes
+
     def to_dict(self, per_layer: bool = True) -> dict:
         out = {"model": self.model, "size": list(self.size), "convention": self.convention,
                "encoder": asdict(self.encoder), "decoder": asdict(self.decoder), "total": asdict(self.total),
-               "components": {k: asdict(v) for k, v in self.components.items()}}
+               "components": {k: asdict(v) for k, v in self.components.items()},
+               "activation_bytes": self.activation_bytes, "memory_bytes": self.memory_bytes}
         out["layers"] = [asdict(layer) for layer in self.layers] if per_layer else []
+        return out
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Bytes of storages created by ops and still referenced, and their peak. Tracked per storage, so a
+    view or an in-place result adds nothing and memory is freed when the last tensor using it dies."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor):
+        super().__init__()
+        self._seen = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
+        self.current = self.peak = 0
+        self._track(x)
+
+    def _free(self, key: int, size: int) -> None:
+        self._seen.discard(key)
+        self.current -= size
+
+    def _track(self, t: torch.Tensor) -> None:
+        storage = t.untyped_storage()
+        if storage._cdata not in self._seen:
+            self._seen.add(storage._cdata)
+            self.current += storage.nbytes()
+            self.peak = max(self.peak, self.current)
+            weakref.finalize(storage, self._free, storage._cdata, storage.nbytes())
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self._track(t)
         return out
 
 
@@ -146,11 +188,12 @@ def count(config: CodecConfig, size: tuple = (768, 512), convention: str = "exac
     config.check_size(width, height)
     model = meta_model(config).eval()
     x = torch.empty(1, 3, height, width, device="meta")
-    layers = _thop_layers(model, x) if convention == "thop" else _exact_layers(model, x)
+    with torch.no_grad(), _LiveBytes(model, x) as live:
+        layers = _thop_layers(model, x) if convention == "thop" else _exact_layers(model, x)
     components = {c: Count() for c in COMPONENTS}
     for layer in layers:
         components[layer.component] = components[layer.component] + Count(layer.params, layer.macs)
-    return ComplexityReport(name or "config", (width, height), convention, components, layers)
+    return ComplexityReport(name or "config", (width, height), convention, components, layers, live.peak)
 
 
 __all__ = ["CONVENTIONS", "ComplexityReport", "Count", "LayerCount", "count"]

@@ -15,3 +15,7 @@ class ImageError(AsymllicError):
 
 class CheckpointError(AsymllicError):
     """A checkpoint that cannot be loaded safely or does not fit the architecture."""
+
+
+class LimitError(AsymllicError):
+    """Work refused before it starts: a codec's MACs or memory at a size exceed a limit."""

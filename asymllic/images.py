@@ -1,6 +1,7 @@
 """Reading and writing images as (1, 3, H, W) float tensors in [0, 1], with clear errors."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,23 +29,37 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def read_image(path: str | Path) -> torch.Tensor:
+@contextmanager
+def _open(path: str | Path):
+    """The image at ``path``, opened lazily (header only) and checked for size; errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"no such image: {path}")
     try:
         with Image.open(path) as img:
             if img.width * img.height > MAX_PIXELS:
-                raise ImageError(f"{path}: {img.width}x{img.height} is over the {MAX_PIXELS}-pixel limit")
+                raise ImageError(f"{path}: {img.width}x{img.height} is over the {MAX_PIXELS}-pixel limit "
+                                 "(decompression-bomb guard)")
             if img.width == 0 or img.height == 0:
                 raise ImageError(f"{path}: empty image")
-            arr = _to_rgb8(img)
+            yield img
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
     except Exception as e:  # UnidentifiedImageError, truncated data, OSError
         raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def image_size(path: str | Path) -> tuple:
+    """(width, height) from the file's header, without decoding its pixels."""
+    with _open(path) as img:
+        return img.width, img.height
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    with _open(path) as img:
+        arr = _to_rgb8(img)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0).unsqueeze(0)
 
 

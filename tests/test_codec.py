@@ -1,12 +1,15 @@
 """Real files through the real entropy coder, across processes, and every bad input gets one clear line."""
+import struct
+import zlib
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 import space
-from asymllic.bitstream import unpack
-from asymllic.checkpoint import load_codec, new_codec, save_codec
+from asymllic.bitstream import Bitstream, pack, unpack
+from asymllic.checkpoint import load_codec, new_codec, save_codec, weights_digest
 from asymllic.coding import compress, decompress, reconstruct
 from asymllic.errors import BitstreamError
 from asymllic.images import read_image, to_uint8
@@ -85,3 +88,38 @@ def test_every_byte_of_the_header_is_checked(teacher_ckpt, photo_path):
         with pytest.raises(BitstreamError):
             decompress(model, bytes(bad))
     assert torch.equal(decompress(model, data), decompress(model, data))
+
+
+def _png_header_only(path, width: int, height: int) -> None:
+    """A PNG whose header claims width x height (a few dozen bytes: what a decompression bomb looks like)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+                     + chunk(b"IEND", b""))
+
+
+def test_decompression_bombs_are_refused_from_the_header(tmp_path, teacher_ckpt):
+    _png_header_only(tmp_path / "bomb.png", 100_000, 100_000)  # over Pillow's own bomb limit
+    _png_header_only(tmp_path / "huge.png", 9000, 9000)  # under Pillow's, over ours
+    assert "decompression bomb" in _run_bad("compress", tmp_path / "bomb.png", tmp_path / "o.alic", "--model", teacher_ckpt)
+    assert "9000x9000 is over" in _run_bad("compress", tmp_path / "huge.png", tmp_path / "o.alic", "--model", teacher_ckpt)
+    assert not (tmp_path / "o.alic").exists()
+
+
+def test_over_the_limits_is_refused_before_the_model_is_built(tmp_path, photo_path, teacher_ckpt):
+    m = ("--model", teacher_ckpt)
+    line = _run_bad("compress", photo_path, tmp_path / "o.alic", *m, "--max-gmacs", "5")
+    assert "GMACs for a 200x136 image" in line and "--max-gmacs" in line
+    assert "--max-memory" in _run_bad("compress", photo_path, tmp_path / "o.alic", *m, "--max-memory", "0.05")
+    # a well-formed header (CRC and all) that claims an 8192x8192 image: refused before decoding
+    model = load_codec(teacher_ckpt)
+    pad = model.config.pad_multiple()
+    z = (8192 // 64, 8192 // 64)
+    bs = Bitstream(space.config_id(model.config), weights_digest(model), 8192, 8192, pad, z, (b"\0" * 8, b"\0" * 8))
+    (tmp_path / "big.alic").write_bytes(pack(bs))
+    line = _run_bad("decompress", tmp_path / "big.alic", tmp_path / "o.png", *m, "--max-memory", "64")
+    assert "for a 8192x8192 image" in line and "GiB" in line
+    assert not (tmp_path / "o.alic").exists() and not (tmp_path / "o.png").exists()
+    run_cli("compress", photo_path, tmp_path / "ok.alic", *m, "--max-gmacs", "100")  # under the limits: coded

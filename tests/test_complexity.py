@@ -87,3 +87,33 @@ def test_cli_per_layer_and_config_file(tmp_path):
     assert sum(l["macs"] for l in r["layers"]) == r["total"]["macs"]
     bad = run_cli("complexity", "teacher", "--size", "16x16", check=False)
     assert bad.returncode == 2 and "window" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_memory_estimate_is_counted_without_allocating(tmp_path):
+    import gc
+
+    import psutil
+    from dataclasses import replace
+
+    from asymllic.errors import LimitError
+    from asymllic.limits import Limits, check
+    from asymllic.models.init import meta_model
+
+    teacher = space.get_preset("teacher")
+    assert all(p.is_meta for p in meta_model(teacher).parameters())
+    small, large = count(teacher, (384, 256)), count(teacher, (768, 512))
+    assert small.activation_bytes > 3 * 384 * 256 * 4  # more than the image itself
+    assert 3.5 < large.activation_bytes / small.activation_bytes < 4.5  # activations grow with the pixels
+    assert large.memory_bytes == 4 * large.total.params + large.activation_bytes
+    assert count(teacher, (768, 512), "thop").activation_bytes == pytest.approx(large.activation_bytes, rel=1e-3)
+    # a 156 M-parameter config at 4096x4096 (about 100 GiB) is refused without allocating it
+    big = replace(teacher, synthesis=replace(teacher.synthesis, widths=(512, 512, 512), depths=(8, 8, 8),
+                                             head_dims=(32, 32, 32)))
+    gc.collect()
+    rss = psutil.Process().memory_info().rss
+    with pytest.raises(LimitError, match="GiB for a 4096x4096 image"):
+        check(big, (4096, 4096), Limits(max_memory_gb=32))
+    assert psutil.Process().memory_info().rss - rss < 150 * 2**20  # its weights alone would be 620 MiB
+    with pytest.raises(LimitError, match="--max-gmacs"):
+        check(teacher, (768, 512), Limits(max_gmacs=100))
+    assert check(teacher, (768, 512), Limits(max_gmacs=300, max_memory_gb=4)).total.macs > 200e9

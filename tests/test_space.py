@@ -50,6 +50,9 @@ def test_teacher_preset_is_tcm_small():
     (lambda: SynthesisConfig(upsamplers=("rbu", "rbu", "pixel", "subpel")), "synthesis.upsamplers[2]"),
     (lambda: SynthesisConfig(head_dims=(24, 16, 8)), "synthesis.head_dims[0]"),  # 24 does not divide 64
     (lambda: SynthesisConfig(widths=("128", 128, 128)), "synthesis.widths[0]"),
+    (lambda: SynthesisConfig(widths=(128, 4096, 128)), "synthesis.widths[1]"),  # beyond the space
+    (lambda: SynthesisConfig(depths=(2, 2, 100)), "synthesis.depths[2]"),
+    (lambda: HyperpriorConfig(slice_hidden=(224, 128, 96, 64, 32)), "hyperprior.slice_hidden"),
     (lambda: SynthesisConfig(shift="yes"), "synthesis.shift"),
     (lambda: HyperpriorConfig(attn_dim=100, attn_head_dim=16), "hyperprior.attn_head_dim"),
     (lambda: HyperpriorConfig(hs_width=-1), "hyperprior.hs_width"),

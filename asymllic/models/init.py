@@ -1,26 +1,37 @@
-"""Building a codec without paying for weight initialisation (meta models for counting)."""
+"""Building a codec without allocating or initialising its weights (meta models for counting)."""
 from __future__ import annotations
 
 import torch
-from torch.overrides import TorchFunctionMode
 from space import CodecConfig
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_map
 
 from .codec import LicCodec
 
 
-class _SkipRandomInit(TorchFunctionMode):
-    """Skips the random in-place initialisers; the weights are garbage and only their shapes matter."""
+def _to_meta(value):
+    return value.to("meta") if isinstance(value, torch.Tensor) and not value.is_meta else value
+
+
+class _MetaBuild(TorchFunctionMode):
+    """Construction on the meta device: random initialisers are skipped (only shapes matter) and the few
+    CPU constants CompressAI creates with the legacy ``torch.Tensor([...])`` constructor (GDN pedestals,
+    lower bounds) are moved to meta when they meet a meta tensor."""
 
     _SKIP = {torch.Tensor.uniform_, torch.Tensor.normal_}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
         if func in self._SKIP:
             return args[0]
-        return func(*args, **(kwargs or {}))
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if any(t.is_meta for t in tensors) and not all(t.is_meta for t in tensors):
+            args, kwargs = tree_map(_to_meta, args), tree_map(_to_meta, kwargs)
+        return func(*args, **kwargs)
 
 
 def meta_model(config: CodecConfig) -> LicCodec:
-    """A ``LicCodec`` whose parameters live on the meta device: shapes only, no memory."""
-    with _SkipRandomInit():
+    """A ``LicCodec`` whose parameters live on the meta device: shapes only, nothing allocated."""
+    with torch.device("meta"), _MetaBuild():
         model = LicCodec(config)
     return model.to("meta")

@@ -26,16 +26,18 @@ def add_parsers(sub) -> None:
 
 def run_compress(args) -> int:
     from asymllic.coding import compress_file
+    from asymllic.images import image_size
 
-    info = compress_file(load_model(args), args.input, args.output)
+    info = compress_file(load_model(args, image_size(args.input)), args.input, args.output)
     print(f"{args.output}: {info['bytes']} bytes, {info['bpp']:.4f} bpp ({info['width']}x{info['height']})")
     return 0
 
 
 def run_decompress(args) -> int:
-    from asymllic.coding import decompress_file
+    from asymllic.coding import decompress_file, read_bitstream
 
-    info = decompress_file(load_model(args), args.input, args.output)
+    bs = read_bitstream(args.input)
+    info = decompress_file(load_model(args, (bs.width, bs.height), decoding=True), args.input, args.output)
     print(f"{args.output}: {info['width']}x{info['height']}")
     return 0
 

@@ -36,11 +36,17 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="codec checkpoint (ours or an official LIC_TCM .pth.tar)")
     g.add_argument("--codec", help="exported codec folder (config.json + codec.pt)")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (default)")
+    p.add_argument("--max-gmacs", type=float, default=None, help="refuse an image that needs more GMACs")
+    p.add_argument("--max-memory", type=float, default=None,
+                   help="GiB; refuse an image that needs more (default: what the device has available)")
 
 
-def load_model(args):
+def load_model(args, size: tuple | None = None, decoding: bool = False):
+    """The codec of --model/--codec; with ``size`` it is refused first if over --max-gmacs/--max-memory."""
     from asymllic.checkpoint import load_codec
     from asymllic.device import pick_device
+    from asymllic.limits import Limits
 
     path = Path(args.codec) / "codec.pt" if args.codec else Path(args.model)
-    return load_codec(path, pick_device(args.device))
+    limits = Limits(getattr(args, "max_gmacs", None), getattr(args, "max_memory", None))
+    return load_codec(path, pick_device(args.device), size, limits, decoding)

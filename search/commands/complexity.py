@@ -25,6 +25,8 @@ def format_report(report, per_layer: bool = False) -> str:
     rows += [("encoder", report.encoder), ("decoder", report.decoder), ("total", report.total)]
     for name, c in rows:
         lines.append(f"{name:<12}{c.params / 1e6:>12.3f}{c.macs / 1e9:>12.3f}")
+    lines.append(f"memory: {4 * report.total.params / 2**20:.0f} MiB of fp32 weights + a "
+                 f"{report.activation_bytes / 2**20:.0f} MiB activation peak (inference)")
     if per_layer:
         lines.append("")
         lines.append(f"{'layer':<56}{'type':<26}{'params':>12}{'MACs (M)':>12}")
