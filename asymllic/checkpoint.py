@@ -14,6 +14,7 @@ import torch
 from space import CodecConfig, ConfigError, config_id, from_dict, teacher_config, to_dict
 
 from .errors import CheckpointError
+from .files import save_torch
 from .models import ENTROPY_TABLES, LicCodec
 
 FORMAT = "asymllic-codec"
@@ -100,14 +101,10 @@ def load_codec(path: str | Path, device: str | torch.device = "cpu", size: tuple
 
 
 def save_codec(model: LicCodec, path: str | Path, meta: dict | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "version": VERSION, "config": to_dict(model.config),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "meta": dict(meta or {}, config_id=config_id(model.config))}, tmp)
-    tmp.replace(path)  # atomic: a killed save never leaves a half-written checkpoint
-    return path
+    """Atomic: a killed save or a full disk never leaves a half-written checkpoint."""
+    return save_torch({"format": FORMAT, "version": VERSION, "config": to_dict(model.config),
+                       "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                       "meta": dict(meta or {}, config_id=config_id(model.config))}, path)
 
 
 def weights_digest(model: LicCodec) -> bytes:

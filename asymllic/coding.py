@@ -9,6 +9,7 @@ from space import config_id
 from .bitstream import Bitstream, pack, unpack
 from .checkpoint import weights_digest
 from .errors import BitstreamError
+from .files import write_bytes
 from .images import pad_to, read_image, write_image
 from .models import LicCodec
 
@@ -62,9 +63,7 @@ def reconstruct(model: LicCodec, x: torch.Tensor) -> torch.Tensor:
 def compress_file(model: LicCodec, src: str | Path, dst: str | Path) -> dict:
     x = read_image(src)
     data = compress(model, x)
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_bytes(data)
+    write_bytes(data, dst)
     h, w = x.shape[-2:]
     return {"bytes": len(data), "bpp": 8 * len(data) / (h * w), "width": w, "height": h}
 

@@ -1,6 +1,7 @@
 """Reading and writing images as (1, 3, H, W) float tensors in [0, 1], with clear errors."""
 from __future__ import annotations
 
+import io
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import ImageError
+from .files import write_bytes
 
 MAX_PIXELS = 8192 * 8192  # decompression-bomb limit
 
@@ -69,10 +71,14 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def write_image(x: torch.Tensor, path: str | Path) -> Path:
+    """PNG, JPEG, ... by the suffix of ``path``; written atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_uint8(x)).save(path)
-    return path
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{path}: unknown image format {path.suffix!r} (use .png)")
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(x)).save(buf, format=fmt)
+    return write_bytes(buf.getvalue(), path)
 
 
 def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:

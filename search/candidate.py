@@ -32,6 +32,7 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
     from asymllic.errors import AsymllicError
     from asymllic.evaluation import evaluate
     from asymllic.training import StageRun, combine, get_train_preset, train_stage1, train_stage2
+    from asymllic.training.loop import STATE_FILE
 
     if not spec.teacher or not Path(spec.teacher).is_file():
         raise AsymllicError(f"no teacher checkpoint at {spec.teacher!r}; train one with "
@@ -51,6 +52,8 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
         else next(iter(paths.values()))
     images = resolve(spec.eval_data or "bundled", "eval").paths
     result = evaluate(load_codec(codec), images, name=trial_dir.name, max_side=preset.eval_max_side, progress=False)
+    for state in trial_dir.glob(f"stage*/{STATE_FILE}"):  # only a run that may resume needs its optimiser state
+        state.unlink()
     r = result["results"]
     return {"psnr": r["psnr-rgb"][0], "bpp": r["bpp"][0], "estimated_bpp": r["estimated_bpp"][0],
             "ms_ssim": r["ms-ssim-rgb"][0], "decoding_time": r["decoding_time"][0],

@@ -33,6 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     except expected as e:
         print(f"asymllic: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # a full disk or a read-only folder (maybe behind a library's error): say where
+        from asymllic.files import describe, is_resource_error
+
+        if not is_resource_error(e):
+            raise
+        print(f"asymllic: error: {describe(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("asymllic: interrupted", file=sys.stderr)
         return 130

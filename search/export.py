@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
 import space
+from asymllic.files import copy_file, write_text
 
 from . import objectives
 
@@ -50,7 +50,7 @@ def export(df: pd.DataFrame, spec: dict, out_root: Path, top: int | None = None,
         src = Path(row["checkpoint"])
         if not src.is_file():
             raise space.ConfigError("checkpoint", f"trial {row['number']}'s checkpoint {src} is missing")
-        shutil.copyfile(src, folder / "codec.pt")
-        (folder / "card.md").write_text(card(row, spec, cfg))
+        copy_file(src, folder / "codec.pt")
+        write_text(card(row, spec, cfg), folder / "card.md")
         written.append(folder)
     return written

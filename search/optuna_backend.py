@@ -68,10 +68,14 @@ def open_study(spec: SearchSpec, create: bool = True):
     return study
 
 
-def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
+def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate, stopped: list | None = None):
+    """The trial function; a full disk or an unwritable folder is appended to ``stopped`` and stops the study."""
     import optuna
 
+    from asymllic.files import describe, is_resource_error
+
     base = base_config(spec)
+    stopped = [] if stopped is None else stopped
 
     def objective(trial):
         params = space.suggest_params(trial, spec.part)
@@ -92,6 +96,9 @@ def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
             metrics = evaluate(cfg, spec, trial_dir)
         except Exception as e:
             trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:1000])
+            if is_resource_error(e):  # the machine's fault: every next trial would fail the same way
+                stopped.append(describe(e, trial_dir))
+                trial.study.stop()
             raise
         metrics = {**figures, **metrics, "wall_seconds": time.perf_counter() - t0}
         for k, v in metrics.items():
@@ -122,6 +129,7 @@ def progress_callback(spec: SearchSpec):
 
 def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, threads: int | None = None) -> None:
     """Optimise until the study holds ``spec.trials`` finished (complete or pruned) trials."""
+    import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
@@ -132,16 +140,33 @@ def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, thread
     study = open_study(spec)
     if finished(study) >= spec.trials:
         return
-    study.optimize(make_objective(spec, evaluate), n_trials=3 * spec.trials, catch=(Exception,),
+    stopped: list = []
+    # a failed trial is one line of progress_callback (with its error), not Optuna's warning and traceback
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study.optimize(make_objective(spec, evaluate, stopped), n_trials=3 * spec.trials, catch=(Exception,),
                    callbacks=[MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
                               progress_callback(spec)],
                    gc_after_trial=True)
+    if stopped:
+        from asymllic.errors import AsymllicError
+
+        raise AsymllicError(f"{stopped[0]}; the search stopped and its study ({spec.storage_url}) is "
+                            f"intact with {finished(study)} finished trials: free space or fix the folder, then "
+                            "run the same command again to resume")
 
 
 def _spawned_worker(spec_dict: dict, threads: int) -> None:
+    import sys
+
+    from asymllic.errors import AsymllicError
+
     spec_dict = dict(spec_dict)
     spec_dict["size"] = tuple(spec_dict["size"])
-    run_worker(SearchSpec(**spec_dict), threads=threads)
+    try:
+        run_worker(SearchSpec(**spec_dict), threads=threads)
+    except AsymllicError as e:
+        print(f"asymllic: worker error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run_optuna(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
@@ -159,4 +184,10 @@ def run_optuna(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
         p.start()
     for p in procs:
         p.join()
+    failed = [p.exitcode for p in procs if p.exitcode]
+    if failed:
+        from asymllic.errors import AsymllicError
+
+        raise AsymllicError(f"{len(failed)} of {len(procs)} workers stopped with an error (see above); the study "
+                            f"({spec.storage_url}) keeps every finished trial: run the same command again to resume")
     return study

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import space
 
+from asymllic.files import write_text
+
 from . import objectives
 from .candidate import base_config, complexity, train_and_evaluate
 from .spec import SearchSpec
@@ -42,9 +44,7 @@ def _trainable(params: dict, spec_dict: dict) -> None:
     if spec.mac_budget is not None and figures["decoder_gmacs"] > spec.mac_budget:
         raise InfeasibleCandidate(f"decoder {figures['decoder_gmacs']:.2f} GMACs > budget {spec.mac_budget} GMACs")
     result = {**figures, **train_and_evaluate(cfg, spec, trial_dir), "config_id": cid, "config": space.to_dict(cfg)}
-    tmp = done.with_name(done.name + ".tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(done)
+    write_text(json.dumps(result), done)
     tune.report(result)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..files import save_torch, write_text
 from ..checkpoint import weights_digest
 from ..data import CropSampler
 from ..models import LicCodec
@@ -66,8 +67,7 @@ def latent_cache(teacher: LicCodec, paths: list, crop: int, count: int, root: st
         yhs.append(y_hat.half().cpu())
     cache = LatentCache(torch.cat(xs), torch.cat(ys), torch.cat(yhs), folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "latents.pt.tmp"
-    torch.save({"x": cache.x, "y": cache.y, "y_hat": cache.y_hat}, tmp)
-    tmp.replace(folder / "latents.pt")
-    meta_path.write_text(json.dumps({"crop": crop, "count": count, "seed": seed, "paths": [str(p) for p in paths]}, indent=1))
+    save_torch({"x": cache.x, "y": cache.y, "y_hat": cache.y_hat}, folder / "latents.pt")
+    write_text(json.dumps({"crop": crop, "count": count, "seed": seed, "paths": [str(p) for p in paths]}, indent=1),
+               meta_path)
     return cache

@@ -2,7 +2,7 @@
 
 A stage supplies ``step_fn(step) -> {"loss": tensor, "mse": ..., "bpp": ...}`` and the parameters it
 trains; the loop owns optimisation, progress and persistence. The state file holds the model's
-trainable state, the optimisers and the step, and is written atomically every ``checkpoint_every``
+trained parameters (and buffers), the optimisers and the step, and is written atomically every ``checkpoint_every``
 steps: a killed run restarts from the last one, and a diverging run stops with the last good one kept.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import AsymllicError
+from ..files import save_torch
 
 STATE_FILE = "train_state.pt"
 
@@ -43,13 +44,16 @@ class LoopSpec:
     progress: bool = True
 
 
+def _trained_state(spec: LoopSpec) -> dict:
+    """What the loop changes: the trained parameters and every buffer (the frozen rest is rebuilt on resume)."""
+    trained = {id(p) for p in (*spec.params, *spec.aux_params)}
+    return {k: v.detach() for k, v in spec.model.state_dict(keep_vars=True).items()
+            if id(v) in trained or not isinstance(v, nn.Parameter)}
+
+
 def _save_state(spec: LoopSpec, step: int, opt, aux_opt) -> Path:
-    path = spec.run_dir / STATE_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"step": step, "model": spec.model.state_dict(), "opt": opt.state_dict(),
-                "aux_opt": aux_opt.state_dict() if aux_opt else None}, tmp)
-    tmp.replace(path)
-    return path
+    return save_torch({"step": step, "model": _trained_state(spec), "opt": opt.state_dict(),
+                       "aux_opt": aux_opt.state_dict() if aux_opt else None}, spec.run_dir / STATE_FILE)
 
 
 def _load_state(spec: LoopSpec, opt, aux_opt) -> int:
@@ -57,7 +61,11 @@ def _load_state(spec: LoopSpec, opt, aux_opt) -> int:
     if not path.exists():
         return 0
     state = torch.load(path, map_location="cpu", weights_only=True)
-    spec.model.load_state_dict(state["model"])
+    expected = _trained_state(spec)
+    if set(state["model"]) != set(expected):
+        raise AsymllicError(f"{path} is the state of another run (its trained tensors differ); "
+                            "delete it or use another run folder")
+    spec.model.load_state_dict(state["model"], strict=False)
     opt.load_state_dict(state["opt"])
     if aux_opt is not None and state.get("aux_opt"):
         aux_opt.load_state_dict(state["aux_opt"])

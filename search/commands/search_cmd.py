@@ -83,6 +83,9 @@ def run_search(args) -> int:
 
         raise AsymllicError(f"no teacher checkpoint at {teacher}; run 'asymllic teacher train --preset {args.preset}' "
                             "or pass --teacher")
+    from asymllic.files import check_writable
+
+    check_writable(spec.dir)  # before the study is touched: an unwritable results folder is one line
     if args.backend == "ray":
         from ..ray_backend import run_ray
 

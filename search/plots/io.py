@@ -17,14 +17,11 @@ def _browser() -> None:
 
 def write_figure(fig, stem: str | Path, png: bool = True, width: int = 1000, height: int = 600) -> list[Path]:
     """Write ``stem.html`` (and ``stem.png``); returns the paths written."""
+    from asymllic.files import write_bytes, write_text
+
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    html = stem.with_suffix(".html")
-    fig.write_html(html, include_plotlyjs="cdn")
-    paths = [html]
+    paths = [write_text(fig.to_html(include_plotlyjs="cdn"), stem.with_suffix(".html"))]
     if png:
         _browser()
-        out = stem.with_suffix(".png")
-        fig.write_image(out, width=width, height=height)
-        paths.append(out)
+        paths.append(write_bytes(fig.to_image(format="png", width=width, height=height), stem.with_suffix(".png")))
     return paths

@@ -1,0 +1,73 @@
+"""A full disk or a read-only results folder: one line that says where, and nothing already done is lost."""
+import sqlite3
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from search.optuna_backend import open_study
+from search.spec import SearchSpec
+from search.table import trials_frame
+
+
+@pytest.fixture()
+def disk():
+    """``disk(size_mb, readonly=False)``: a real small filesystem (tmpfs); skipped where mounting is not allowed."""
+    mounts = []
+
+    def make(size_mb: int, readonly: bool = False) -> Path:
+        folder = Path(tempfile.mkdtemp(prefix="disk"))
+        opts = f"size={size_mb}m" + (",ro" if readonly else "")
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)], capture_output=True, text=True)
+        if proc.returncode:
+            folder.rmdir()
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounts.append(folder)
+        return folder
+
+    yield make
+    for folder in mounts:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+        folder.rmdir()
+
+
+def _one_line_error(proc) -> str:
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("asymllic:")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]
+
+
+def test_read_only_results_folder(disk, photo_path, teacher_ckpt, smoke_teacher):
+    ro = disk(1, readonly=True)
+    line = _one_line_error(run_cli("search", "--study", "s", "--preset", "smoke", "--trials", "1", "--teacher",
+                                   smoke_teacher, "--root", ro, check=False))
+    assert f"cannot write {ro}/s: Read-only file system" in line
+    line = _one_line_error(run_cli("compress", photo_path, ro / "o.alic", "--model", teacher_ckpt, check=False))
+    assert f"cannot write {ro}/o.alic" in line
+
+
+def test_full_disk_stops_the_search_and_keeps_the_study(disk, tmp_path, smoke_teacher):
+    root = disk(300)  # room for the first candidate (a 174 MB codec), not for a second one
+    db = tmp_path / "study.db"
+    args = ["search", "--study", "full", "--preset", "smoke", "--trials", "2", "--teacher", smoke_teacher,
+            "--root", root, "--storage", f"sqlite:///{db}"]
+    line = _one_line_error(run_cli(*args, check=False))
+    assert "No space left on device" in line and str(root) in line and "intact with 1 finished trials" in line
+    assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    df = trials_frame(open_study(SearchSpec(study="full", storage=f"sqlite:///{db}"), create=False))
+    assert list(df["state"]) == ["COMPLETE", "FAIL"]
+    assert "No space left on device" in df.iloc[1]["error"]
+    kept = Path(df.iloc[0]["checkpoint"])
+    assert kept.is_file() and not list(root.rglob("*.tmp"))  # no half-written file left behind
+    mtime = kept.stat().st_mtime_ns
+
+    subprocess.run(["mount", "-o", "remount,size=1000m", str(root)], check=True)  # space freed
+    run_cli(*args)  # the same command resumes
+    df = trials_frame(open_study(SearchSpec(study="full", storage=f"sqlite:///{db}"), create=False))
+    assert list(df["state"]) == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert set(df["preset"].dropna()) == {"paper", "teacher"}
+    assert kept.stat().st_mtime_ns == mtime  # the finished trial was not redone
