@@ -1,13 +1,18 @@
 """Factorized search: g_s (stage 1) and the hyperprior path (stage 2) train independently, so their fronts
 combine into a joint one. A pair's decoder MACs add (g_s + hyperprior path), its PSNR is predicted by the
 g_s trial and its bpp by the hyperprior trial; ``measure`` combines the best pairs' checkpoints into real
-codecs and evaluates them, which says how close the prediction comes.
+codecs and evaluates them, which says how close the prediction comes, and ``compare_with_joint`` sets the
+factorized front beside the candidates of a joint study (same configs, fronts, hypervolume, cost).
 """
 from __future__ import annotations
 
+import json
+from typing import NamedTuple
+
+import numpy as np
 import pandas as pd
 
-from .table import pareto_mask
+from .table import hypervolume, minimised, pareto_mask
 
 COLUMNS = ("number", "config_id", "psnr", "bpp", "gs_gmacs", "hyperprior_gmacs", "checkpoint")
 
@@ -48,3 +53,63 @@ def measure(pairs: pd.DataFrame, out_dir, eval_data=None, max_side: int = 0, top
         out["psnr_error_db"] = out["measured_psnr"] - out["predicted_psnr"]
         out["bpp_error_pct"] = 100 * (out["measured_bpp"] / out["predicted_bpp"] - 1)
     return out
+
+
+class JointComparison(NamedTuple):
+    same_config: pd.DataFrame  # joint trials whose g_s and hyperprior path were also trained alone
+    summary: dict  # front sizes, dominance, hypervolumes on common scales, training time
+
+
+def _part_key(row: pd.Series, part: str) -> str | None:
+    if not isinstance(row.get("config_json"), str):
+        return None
+    return json.dumps(json.loads(row["config_json"])[part], sort_keys=True)
+
+
+def _dominated(points: np.ndarray, by: np.ndarray) -> int:
+    """How many of the (minimised) ``points`` some point of ``by`` dominates."""
+    return int(sum(np.any(np.all(by <= p, axis=1) & np.any(by < p, axis=1)) for p in points)) if len(by) else 0
+
+
+def compare_with_joint(pairs: pd.DataFrame, joint: pd.DataFrame, synthesis: pd.DataFrame, hyperprior: pd.DataFrame,
+                       measured: pd.DataFrame | None = None) -> JointComparison:
+    """How close the factorized front comes to a joint study: per shared config and front against front."""
+    done = joint[joint["state"] == "COMPLETE"]
+    gs = {_part_key(r, "synthesis"): r for _, r in synthesis[synthesis["state"] == "COMPLETE"].iterrows()}
+    hp = {_part_key(r, "hyperprior"): r for _, r in hyperprior[hyperprior["state"] == "COMPLETE"].iterrows()}
+    rows = []
+    for _, j in done.iterrows():
+        g, h = gs.get(_part_key(j, "synthesis")), hp.get(_part_key(j, "hyperprior"))
+        if g is None or h is None:
+            continue
+        rows.append({"joint_trial": j["number"], "preset": j.get("preset"), "gs_trial": g["number"],
+                     "hp_trial": h["number"], "decoder_gmacs": j["decoder_gmacs"], "predicted_psnr": g["psnr"],
+                     "joint_psnr": j["psnr"], "predicted_bpp": h["bpp"], "joint_bpp": j["bpp"]})
+    same = pd.DataFrame(rows)
+    if not same.empty:
+        same["psnr_error_db"] = same["joint_psnr"] - same["predicted_psnr"]
+        same["bpp_error_pct"] = 100 * (same["joint_bpp"] / same["predicted_bpp"] - 1)
+
+    joint_front = minimised(done[done["pareto"]], "joint")
+    fact_front = minimised(pairs[pairs["pareto"]], "joint")
+    fronts = {"joint": joint_front, "factorized_predicted": fact_front}
+    if measured is not None and not measured.empty:
+        m = measured.rename(columns={"measured_psnr": "psnr", "measured_bpp": "bpp"})
+        fronts["factorized_measured"] = minimised(m, "joint")
+    every = np.vstack([v for v in fronts.values() if len(v)])
+    lo, hi = every.min(0), every.max(0)
+    wall = {name: float(df.loc[df["state"] == "COMPLETE", "wall_seconds"].sum()) if "wall_seconds" in df else float("nan")
+            for name, df in (("joint", joint), ("synthesis", synthesis), ("hyperprior", hyperprior))}
+    summary = {
+        "joint_trials": len(done), "joint_front": len(joint_front),
+        "factorized_trials": int((synthesis["state"] == "COMPLETE").sum() + (hyperprior["state"] == "COMPLETE").sum()),
+        "factorized_pairs": len(pairs), "factorized_front": len(fact_front),
+        **{f"hypervolume_{k}": hypervolume(v, lo, hi) for k, v in fronts.items()},
+        "joint_front_dominated_by_factorized_prediction": _dominated(joint_front, fact_front),
+        "factorized_front_dominated_by_joint": _dominated(fact_front, joint_front),
+        "train_seconds_joint": wall["joint"], "train_seconds_factorized": wall["synthesis"] + wall["hyperprior"],
+    }
+    if not same.empty:
+        summary["same_config_psnr_error_db"] = float(same["psnr_error_db"].mean())
+        summary["same_config_bpp_error_pct"] = float(same["bpp_error_pct"].mean())
+    return JointComparison(same, summary)

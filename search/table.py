@@ -45,17 +45,29 @@ def pareto_mask(df: pd.DataFrame, part: str) -> np.ndarray:
     return mask
 
 
-def hypervolume_history(df: pd.DataFrame, part: str) -> pd.DataFrame:
-    """Hypervolume of the front after each trial (objectives normalised to the ranges seen)."""
+def minimised(df: pd.DataFrame, part: str) -> np.ndarray:
+    """The objectives of ``part`` as a (rows, objectives) array in which every column is minimised."""
+    dirs = objectives.directions(part)
+    return df[objectives.names(part)].to_numpy(dtype=float) * np.array([-1.0 if d == "maximize" else 1.0 for d in dirs])
+
+
+def hypervolume(vals: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Hypervolume of minimised ``vals`` scaled to [0, 1] by ``lo``/``hi``, reference point 1.1."""
     from optuna._hypervolume import compute_hypervolume
 
-    names, dirs = objectives.names(part), objectives.directions(part)
+    if len(vals) == 0:
+        return 0.0
+    norm = (vals - lo) / np.where(hi > lo, hi - lo, 1.0)
+    norm = norm[(norm < 1.1).all(axis=1)]  # points beyond the reference add nothing
+    return float(compute_hypervolume(norm, np.full(vals.shape[1], 1.1))) if len(norm) else 0.0
+
+
+def hypervolume_history(df: pd.DataFrame, part: str) -> pd.DataFrame:
+    """Hypervolume of the front after each trial (objectives normalised to the ranges seen)."""
     done = df[df["state"] == "COMPLETE"].sort_values("number")
     if done.empty:
         return pd.DataFrame(columns=["number", "hypervolume"])
-    vals = done[names].to_numpy(dtype=float) * np.array([-1.0 if d == "maximize" else 1.0 for d in dirs])
+    vals = minimised(done, part)
     lo, hi = vals.min(0), vals.max(0)
-    norm = (vals - lo) / np.where(hi > lo, hi - lo, 1.0)
-    ref = np.full(len(names), 1.1)
-    hv = [compute_hypervolume(norm[: i + 1], ref) for i in range(len(norm))]
+    hv = [hypervolume(vals[: i + 1], lo, hi) for i in range(len(vals))]
     return pd.DataFrame({"number": done["number"].to_numpy(), "hypervolume": hv})

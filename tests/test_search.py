@@ -1,4 +1,5 @@
 """Real Optuna studies on SQLite at the smoke preset: objectives, budget, crashes, kills, workers, export."""
+import json
 import os
 import signal
 import subprocess
@@ -158,3 +159,16 @@ def test_factorized_fronts_combine_into_real_codecs(tmp_path, smoke_teacher):
     assert (abs(pairs["decoder_gmacs"] - pairs["gs_trial_gs_gmacs"] - pairs["hp_trial_hyperprior_gmacs"]) < 1e-9).all()
     assert "measured_psnr" in out and "psnr_error_db" in out
     assert list((tmp_path / "sy+hy").glob("*/codec.pt"))
+    assert (tmp_path / "sy+hy" / "factorized.html").is_file()
+
+    # beside a joint study: the paper's and the teacher's decoders were trained both ways
+    run_optuna(SearchSpec(study="jo", part="joint", preset="smoke", teacher=smoke_teacher, root=str(tmp_path),
+                          trials=2, enqueue_presets=True))
+    out = run_cli("factorize", "sy", "hy", "--root", tmp_path, "--joint", "jo", "--no-png").stdout
+    same = pd.read_csv(tmp_path / "sy+hy" / "vs-jo.csv")
+    assert set(same["preset"]) == {"paper", "teacher"}
+    assert (same["predicted_bpp"] > 0).all() and (same["joint_psnr"] > 0).all()
+    summary = json.loads((tmp_path / "sy+hy" / "vs-jo.json").read_text())
+    assert summary["joint_trials"] == 2 and summary["factorized_trials"] == 4
+    assert 0 < summary["hypervolume_factorized_predicted"] and 0 < summary["hypervolume_joint"]
+    assert "same_config_psnr_error_db" in out and (tmp_path / "sy+hy" / "vs-jo.html").is_file()

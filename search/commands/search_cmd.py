@@ -1,6 +1,7 @@
 """``asymllic search | results | pareto | export``: multi-objective decoder search and its results."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .common import parse_size
@@ -56,7 +57,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--storage", default=None)
     p.add_argument("--root", default="results")
     p.add_argument("--measure", type=int, default=0, help="combine and evaluate the K cheapest joint-front pairs")
-    p.add_argument("--max-side", type=int, default=512, help="centre-crop held-out photos for --measure")
+    p.add_argument("--max-side", type=int, default=None,
+                   help="centre-crop held-out photos for --measure (default: as the studies' training preset)")
+    p.add_argument("--joint", default=None, help="a joint study to compare the factorized front with")
+    p.add_argument("--no-png", action="store_true")
     p.add_argument("--csv", default=None)
     p.set_defaults(run=run_factorize)
 
@@ -172,21 +176,48 @@ def run_pareto(args) -> int:
 def run_factorize(args) -> int:
     import pandas as pd
 
-    from ..factorized import combine_fronts, measure
+    from asymllic.training import get_train_preset
 
-    _, gs, _ = _load(args.synthesis_study, args.storage, args.root)
+    from ..factorized import combine_fronts, compare_with_joint, measure
+    from ..plots import write_figure
+    from ..plots.pareto import factorized_figure
+
+    _, gs, spec = _load(args.synthesis_study, args.storage, args.root)
     _, hp, _ = _load(args.hyperprior_study, args.storage, args.root)
     pairs = combine_fronts(gs, hp)
     if args.csv:
         pairs.to_csv(args.csv, index=False)
-    cols = ["gs_trial_number", "hp_trial_number", "psnr", "bpp", "decoder_gmacs", "pareto"]
+    show = dict(index=False, float_format=lambda v: f"{v:.4f}")
     with pd.option_context("display.width", 200):
-        print(pairs[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(pairs[["gs_trial_number", "hp_trial_number", "psnr", "bpp", "decoder_gmacs", "pareto"]].to_string(**show))
+    out = Path(args.root) / f"{args.synthesis_study}+{args.hyperprior_study}"
+    measured = None
     if args.measure:
-        out = Path(args.root) / f"{args.synthesis_study}+{args.hyperprior_study}"
-        m = measure(pairs, out, max_side=args.max_side, top=args.measure)
+        max_side = args.max_side if args.max_side is not None else get_train_preset(spec.get("preset", "cpu")).eval_max_side
+        measured = measure(pairs, out, eval_data=spec.get("eval_data"), max_side=max_side, top=args.measure)
+        print("\nfactorized pairs combined into codecs and measured:")
         with pd.option_context("display.width", 200):
-            print(m.drop(columns=["checkpoint"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+            print(measured.drop(columns=["checkpoint"]).to_string(**show))
+    joint = None
+    stem = out / "factorized"
+    if args.joint:
+        _, joint, _ = _load(args.joint, args.storage, args.root)
+        cmp = compare_with_joint(pairs, joint, gs, hp, measured)
+        stem = out / f"vs-{args.joint}"
+        if not cmp.same_config.empty:
+            print(f"\nconfigs trained both ways (factorized prediction vs joint study {args.joint}):")
+            with pd.option_context("display.width", 200):
+                print(cmp.same_config.to_string(**show))
+            cmp.same_config.to_csv(stem.with_suffix(".csv"), index=False)
+        print(f"\nfactorized ({args.synthesis_study} + {args.hyperprior_study}) vs joint ({args.joint}):")
+        for k, v in cmp.summary.items():
+            print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
+        from asymllic.files import write_text
+
+        write_text(json.dumps(cmp.summary, indent=1), stem.with_suffix(".json"))
+    title = f"{args.synthesis_study} + {args.hyperprior_study}" + (f" vs {args.joint}" if args.joint else "")
+    for path in write_figure(factorized_figure(pairs, joint, measured, title), stem, png=not args.no_png):
+        print(path)
     return 0
 
 

@@ -81,3 +81,35 @@ def importance_figure(importances: dict, title: str):
     fig = go.Figure(go.Bar(x=[v for _, v in items], y=[k for k, _ in items], orientation="h"))
     fig.update_layout(title=title, xaxis_title="importance (PED-ANOVA, Optuna default)", template="plotly_white")
     return fig
+
+
+def factorized_figure(pairs: pd.DataFrame, joint: pd.DataFrame | None = None, measured: pd.DataFrame | None = None,
+                      title: str = ""):
+    """PSNR and bpp against decoder GMACs: the factorized front as predicted (and measured), beside a joint study."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("PSNR", "bpp"))
+    front = pairs[pairs["pareto"]].sort_values("decoder_gmacs")
+    hover = [f"g_s trial {g} + hyperprior trial {h}" for g, h in zip(front["gs_trial_number"], front["hp_trial_number"])]
+    series = [("factorized front (predicted)", front, "psnr", "bpp", dict(color="crimson", size=9), hover)]
+    if measured is not None and not measured.empty:
+        series.append(("factorized pairs (measured)", measured, "measured_psnr", "measured_bpp",
+                       dict(color="darkorange", size=11, symbol="diamond"), list(measured["pair"])))
+    if joint is not None:
+        done = joint[joint["state"] == "COMPLETE"]
+        for label, rows, marker in (("joint study", done[~done["pareto"]], dict(color="lightsteelblue", size=9)),
+                                    ("joint front", done[done["pareto"]], dict(color="navy", size=11, symbol="square"))):
+            text = [f"joint trial {n}" + (f" ({p})" if isinstance(p, str) else "")
+                    for n, p in zip(rows["number"], rows.get("preset", [None] * len(rows)))]
+            series.append((label, rows, "psnr", "bpp", marker, text))
+    for label, rows, psnr, bpp, marker, text in series:
+        for col, key in ((1, psnr), (2, bpp)):
+            fig.add_trace(go.Scatter(x=rows["decoder_gmacs"], y=rows[key], mode="markers", name=label, marker=marker,
+                                     text=text, legendgroup=label, showlegend=col == 1,
+                                     hovertemplate="%{text}<br>%{x:.1f} GMACs, %{y:.4f}<extra></extra>"), row=1, col=col)
+    fig.update_xaxes(title_text=LABELS["decoder_gmacs"])
+    fig.update_yaxes(title_text=LABELS["psnr"], row=1, col=1)
+    fig.update_yaxes(title_text=LABELS["bpp"], row=1, col=2)
+    fig.update_layout(title=title or "factorized front vs joint study", template="plotly_white")
+    return fig
