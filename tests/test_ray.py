@@ -48,6 +48,30 @@ def _free_ports(n: int) -> list:
     return ports
 
 
+def _stop_processes_mentioning(text: str) -> None:
+    """Terminate the processes whose command line holds ``text``, and their descendants."""
+    import psutil
+
+    ours = set()
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if text in " ".join(proc.info["cmdline"] or []):
+                ours |= {proc, *proc.children(recursive=True)}  # agents and workers rename themselves
+        except psutil.Error:
+            pass
+    for proc in ours:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(ours, timeout=20)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
 @pytest.fixture()
 def ray_cluster():
     """A real Ray head node on loopback with its own ports, temp dir and auth token; stopped afterwards."""
@@ -68,8 +92,8 @@ def ray_cluster():
     try:
         assert start.returncode == 0, start.stderr[-2000:]
         yield f"127.0.0.1:{gcs}", {k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "OMP_NUM_THREADS")}
-    finally:
-        subprocess.run([*ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    finally:  # stop this head's processes only (``ray stop`` would stop every Ray on the machine)
+        _stop_processes_mentioning(str(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
 
 
