@@ -117,3 +117,11 @@ def test_memory_estimate_is_counted_without_allocating(tmp_path):
     with pytest.raises(LimitError, match="--max-gmacs"):
         check(teacher, (768, 512), Limits(max_gmacs=100))
     assert check(teacher, (768, 512), Limits(max_gmacs=300, max_memory_gb=4)).total.macs > 200e9
+
+
+def test_figure_commands(tmp_path, teacher_ckpt):
+    out = run_cli("figure", "layers", "paper", "--out", tmp_path, "--no-png").stdout.split()
+    assert out and all(p.endswith(".html") and (tmp_path / p.rsplit("/", 1)[-1]).is_file() for p in out)
+    for model, label in (("paper", "random init"), (str(teacher_ckpt), "trained")):
+        html = run_cli("figure", "erf", model, "--latent", "8x8", "--out", tmp_path, "--no-png").stdout.split()[0]
+        assert label in open(html).read()

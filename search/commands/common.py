@@ -31,6 +31,18 @@ def resolve_config(spec: str):
     raise space.ConfigError("config", f"{spec!r} is neither a preset ({', '.join(space.list_presets())}) nor a file")
 
 
+def resolve_model(spec: str):
+    """(model, trained): a checkpoint or an export folder loads its weights; a preset or a config file
+    builds the model with seeded random weights."""
+    from asymllic.checkpoint import CHECKPOINT_SUFFIXES, load_codec, new_codec
+
+    path = Path(spec)
+    ckpt = path / "codec.pt" if path.is_dir() else path
+    if ckpt.suffix in CHECKPOINT_SUFFIXES and ckpt.is_file():
+        return load_codec(ckpt), True
+    return new_codec(resolve_config(spec), seed=0), False
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--model", help="codec checkpoint (ours or an official LIC_TCM .pth.tar)")

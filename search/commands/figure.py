@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import parse_size, resolve_config
+from .common import parse_size, resolve_config, resolve_model
 
 
 def add_parsers(sub) -> None:
@@ -49,21 +49,13 @@ def run_layers(args) -> int:
 
 
 def run_erf(args) -> int:
-    import torch
-
     from asymllic.analysis import effective_receptive_field
-    from asymllic.checkpoint import CHECKPOINT_SUFFIXES, load_codec
-    from asymllic.models import LicCodec
 
     from ..plots import write_figure
     from ..plots.erf import erf_figure
 
-    path = Path(args.model)
-    if path.suffix in CHECKPOINT_SUFFIXES and path.is_file():
-        model, label = load_codec(path), f"{path.name} (trained)"
-    else:
-        torch.manual_seed(0)
-        model, label = LicCodec(resolve_config(args.model)), f"{args.model} (random init)"
+    model, trained = resolve_model(args.model)
+    label = f"{Path(args.model).name} (trained)" if trained else f"{args.model} (random init)"
     w, h = args.latent
     erf = effective_receptive_field(model, (h, w))
     fig = erf_figure(erf, f"g_s effective receptive field: {label}")
