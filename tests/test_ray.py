@@ -102,7 +102,7 @@ def test_ray_cluster_search_resumes_after_the_driver_is_killed(tmp_path, smoke_t
     # without the cluster's token the connection is refused with a one-line error
     refused = run_cli("search", "--study", "x", "--backend", "ray", "--preset", "smoke", "--trials", "1",
                       "--teacher", smoke_teacher, "--root", tmp_path, "--ray-address", address, check=False,
-                      env={"RAY_AUTH_MODE": "disabled"})
+                      env={"RAY_AUTH_MODE": "disabled", "RAY_gcs_server_port_wait_time_s": "2"})  # 2 tries, not 20
     assert refused.returncode == 2 and "token authentication" in refused.stderr and "Traceback" not in refused.stderr
 
     args = ["search", "--study", "rc", "--backend", "ray", "--preset", "smoke", "--trials", "4", "--teacher",
