@@ -16,6 +16,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--max-side", type=int, default=0, help="centre-crop larger images to this side (0: full images)")
     p.add_argument("--jpeg", action="store_true", help="also code each image with JPEG at the same bpp")
     p.add_argument("--device", default="auto")
+    p.add_argument("--max-gmacs", type=float, default=None, help="refuse if the largest image needs more GMACs")
+    p.add_argument("--max-memory", type=float, default=None,
+                   help="GiB; refuse if the largest image needs more (default: what the device has available)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=run_eval)
     p = sub.add_parser("bdrate", help="BD-rate (%%) of RD curves against anchors (akima)")
@@ -31,18 +34,27 @@ def run_eval(args) -> int:
     from asymllic.data import resolve
     from asymllic.device import pick_device
     from asymllic.evaluation import evaluate, merge_points
+    from asymllic.images import image_size
+    from asymllic.limits import Limits
 
     images = resolve(None if args.data == "bundled" else args.data, "eval")
     images.report()
-    runs = [evaluate(load_codec(c, pick_device(args.device)), images.paths, Path(c).parent.name or Path(c).stem,
+    sizes = [image_size(p) for p in images.paths]
+    if args.max_side:
+        sizes = [(min(w, args.max_side), min(h, args.max_side)) for w, h in sizes]
+    largest = max(sizes, key=lambda s: s[0] * s[1])  # checked against the limits before each model is built
+    limits = Limits(args.max_gmacs, args.max_memory)
+    device = pick_device(args.device)
+    runs = [evaluate(load_codec(c, device, largest, limits), images.paths, Path(c).parent.name or Path(c).stem,
                      str(c), args.max_side, args.jpeg, not args.quiet) for c in args.checkpoints]
     name = args.name or runs[0]["name"]
     result = runs[0] if len(runs) == 1 else dict(merge_points(runs, name), per_checkpoint=runs)
     result["name"] = name
     text = json.dumps(result, indent=1)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        from asymllic.files import write_text
+
+        write_text(text, args.out)
         r = result["results"]
         print(f"{args.out}: psnr {r['psnr-rgb']} dB, bpp {r['bpp']} (estimated {r['estimated_bpp']})")
     else:
