@@ -107,6 +107,9 @@ def compare_with_joint(pairs: pd.DataFrame, joint: pd.DataFrame, synthesis: pd.D
         **{f"hypervolume_{k}": hypervolume(v, lo, hi) for k, v in fronts.items()},
         "joint_front_dominated_by_factorized_prediction": _dominated(joint_front, fact_front),
         "factorized_front_dominated_by_joint": _dominated(fact_front, joint_front),
+        **({"joint_front_dominated_by_factorized_measured": _dominated(joint_front, fronts["factorized_measured"]),
+            "factorized_measured_dominated_by_joint": _dominated(fronts["factorized_measured"], joint_front)}
+           if "factorized_measured" in fronts else {}),
         "train_seconds_joint": wall["joint"], "train_seconds_factorized": wall["synthesis"] + wall["hyperprior"],
     }
     if not same.empty:
