@@ -56,9 +56,20 @@ def open_study(spec: SearchSpec, create: bool = True):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not create:
         return optuna.load_study(study_name=spec.study, storage=storage(spec))
-    study = optuna.create_study(study_name=spec.study, storage=storage(spec), sampler=sampler(spec),
-                                directions=objectives.directions(spec.part), load_if_exists=True)
-    if "spec" not in study.user_attrs:
+    store = storage(spec)
+    try:  # only the process that creates the study describes it and enqueues the presets, exactly once
+        study = optuna.create_study(study_name=spec.study, storage=store, sampler=sampler(spec),
+                                    directions=objectives.directions(spec.part))
+    except optuna.exceptions.DuplicatedStudyError:  # resuming, or another worker (machine) was first
+        study = optuna.load_study(study_name=spec.study, storage=store, sampler=sampler(spec))
+        part = study.user_attrs.get("spec", {}).get("part", spec.part)
+        if part != spec.part:
+            from asymllic.errors import AsymllicError
+
+            raise AsymllicError(f"study {spec.study!r} searches the {part} part, not {spec.part}; "
+                                "use another --study name") from None
+        return study
+    else:
         study.set_user_attr("spec", spec.to_dict())
         study.set_user_attr("objectives", objectives.names(spec.part))
         if spec.enqueue_presets:

@@ -32,6 +32,8 @@ def test_two_separately_started_workers_share_a_postgres_study(tmp_path, smoke_t
         complete = [t for t in trials if t.state.name == "COMPLETE"]
         assert len(complete) >= 4 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
         assert len({t.number for t in trials}) == len(trials)  # each trial finished exactly once
+        # the presets were enqueued once, by whichever worker created the study
+        assert sorted(t.user_attrs["preset"] for t in trials if "preset" in t.user_attrs) == ["paper", "teacher"]
         assert len({t.user_attrs["checkpoint"] for t in complete}) == len(complete)
         df = trials_frame(study)
         front_optuna = sorted(t.number for t in study.best_trials)
