@@ -64,7 +64,7 @@ def _stop_processes_mentioning(text: str) -> None:
             proc.terminate()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(ours, timeout=20)
+    _, alive = psutil.wait_procs(ours, timeout=5)
     for proc in alive:
         try:
             proc.kill()
