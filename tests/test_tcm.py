@@ -24,7 +24,7 @@ def test_state_dict_matches_official_keys_and_shapes(n):
     assert sum(p.numel() for p in model.parameters()) == ref["params_total"]
 
 
-def _official_like(path, prefix="module."):
+def _official_like(path, prefix="module.", zipfile=True):
     """A checkpoint laid out as LIC_TCM's train.py saves it: a dict with state_dict (DataParallel keys)."""
     torch.manual_seed(1)
     model = space.teacher_config(64)
@@ -33,12 +33,14 @@ def _official_like(path, prefix="module."):
     net = LicCodec(model)
     net.update(force=True)
     state = {prefix + k: v for k, v in net.state_dict().items()}
-    torch.save({"epoch": 3, "state_dict": state, "loss": 1.0, "optimizer": {}}, path)
+    torch.save({"epoch": 3, "state_dict": state, "loss": 1.0, "optimizer": {}}, path,
+               _use_new_zipfile_serialization=zipfile)
     return net
 
 
-def test_official_checkpoint_loads_strict(tmp_path):
-    net = _official_like(tmp_path / "checkpoint_best.pth.tar")
+@pytest.mark.parametrize("zipfile", [True, False])  # False: the pre-1.6 format, which cannot be memory-mapped
+def test_official_checkpoint_loads_strict(tmp_path, zipfile):
+    net = _official_like(tmp_path / "checkpoint_best.pth.tar", zipfile=zipfile)
     loaded = load_codec(tmp_path / "checkpoint_best.pth.tar")
     assert loaded.config == space.teacher_config(64)
     for k, v in net.state_dict().items():
