@@ -43,9 +43,9 @@ def check_model(model: LicCodec, bs: Bitstream) -> None:
 
 
 @torch.no_grad()
-def decompress(model: LicCodec, data: bytes) -> torch.Tensor:
-    """.alic bytes -> (1, 3, H, W) in [0, 1], after the header, CRC and model checks."""
-    bs = unpack(data)
+def decompress(model: LicCodec, data: bytes | Bitstream) -> torch.Tensor:
+    """.alic bytes (or their unpacked Bitstream) -> (1, 3, H, W) in [0, 1], after the header, CRC and model checks."""
+    bs = data if isinstance(data, Bitstream) else unpack(data)
     check_model(model, bs)
     out = model.decompress([[bs.strings[0]], [bs.strings[1]]], bs.z_shape)
     return out["x_hat"][..., : bs.height, : bs.width].cpu()
@@ -76,10 +76,8 @@ def read_bitstream(path: str | Path) -> Bitstream:
     return unpack(path.read_bytes())
 
 
-def decompress_file(model: LicCodec, src: str | Path, dst: str | Path) -> dict:
-    src = Path(src)
-    if not src.is_file():
-        raise BitstreamError(f"no such file: {src}")
-    x = decompress(model, src.read_bytes())
+def decompress_file(model: LicCodec, src: str | Path | Bitstream, dst: str | Path) -> dict:
+    """An .alic file (or one already read with ``read_bitstream``) -> an image file."""
+    x = decompress(model, src if isinstance(src, Bitstream) else read_bitstream(src))
     write_image(x, dst)
     return {"width": x.shape[-1], "height": x.shape[-2]}

@@ -1,4 +1,16 @@
 """Errors the tool reports as one clear line (the CLI prints them without a traceback)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+
+def exception_chain(e: BaseException | None) -> Iterator[BaseException]:
+    """``e``, then what it was raised from or during, and so on (each once)."""
+    seen: set = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
 
 
 class AsymllicError(Exception):

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from .errors import exception_chain
+
 # the machine's fault, not the candidate's: a search stops on these instead of failing trial after trial
 RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
@@ -30,13 +32,7 @@ def _atomic(path: str | Path, write: Callable) -> Path:
 
 def os_error(e: BaseException | None) -> OSError | None:
     """The OSError behind ``e`` (itself, or what it was raised from or during), if any."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, OSError):
-            return e
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return None
+    return next((c for c in exception_chain(e) if isinstance(c, OSError)), None)
 
 
 def save_torch(obj, path: str | Path) -> Path:

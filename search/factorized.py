@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .table import hypervolume, minimised, pareto_mask
+from .table import dominated, hypervolume, minimised, pareto_mask
 
 COLUMNS = ("number", "config_id", "psnr", "bpp", "gs_gmacs", "hyperprior_gmacs", "checkpoint")
 
@@ -68,7 +68,7 @@ def _part_key(row: pd.Series, part: str) -> str | None:
 
 def _dominated(points: np.ndarray, by: np.ndarray) -> int:
     """How many of the (minimised) ``points`` some point of ``by`` dominates."""
-    return int(sum(np.any(np.all(by <= p, axis=1) & np.any(by < p, axis=1)) for p in points)) if len(by) else 0
+    return int(dominated(points, by).sum())
 
 
 def compare_with_joint(pairs: pd.DataFrame, joint: pd.DataFrame, synthesis: pd.DataFrame, hyperprior: pd.DataFrame,

@@ -97,7 +97,7 @@ def connect(address: str | None) -> None:
     import ray
     from ray.exceptions import AuthenticationError
 
-    from asymllic.errors import AsymllicError
+    from asymllic.errors import AsymllicError, exception_chain
 
     if not address:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
@@ -105,10 +105,8 @@ def connect(address: str | None) -> None:
     try:
         ray.init(address=address, log_to_driver=False)
     except (ConnectionError, RuntimeError, AuthenticationError) as e:
-        chain, cause = [], e
-        while cause is not None:
-            chain.append(f"{type(cause).__name__}: {cause}")
-            cause = cause.__cause__ or cause.__context__
+        # Ray wraps the refusal (sometimes only as text in a RuntimeError's message)
+        chain = [f"{type(c).__name__}: {c}" for c in exception_chain(e)]
         if any("AuthenticationError" in c or "InvalidAuthToken" in c for c in chain):
             raise AsymllicError(f"the Ray cluster at {address} refused the connection: it uses token authentication; "
                                 "export RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "

@@ -38,11 +38,15 @@ def pareto_mask(df: pd.DataFrame, part: str) -> np.ndarray:
     vals = df.reindex(columns=names).to_numpy(dtype=float)
     vals = vals * np.array([-1.0 if d == "maximize" else 1.0 for d in dirs])  # all minimised
     mask = np.zeros(len(df), dtype=bool)
-    for i in np.flatnonzero(ok):
-        others = vals[ok]
-        dominated = np.any(np.all(others <= vals[i], axis=1) & np.any(others < vals[i], axis=1))
-        mask[i] = not dominated
+    mask[ok] = ~dominated(vals[ok], vals[ok])
     return mask
+
+
+def dominated(points: np.ndarray, by: np.ndarray) -> np.ndarray:
+    """For each row of ``points`` (objectives minimised), whether some row of ``by`` dominates it."""
+    if len(by) == 0:
+        return np.zeros(len(points), dtype=bool)
+    return np.array([np.any(np.all(by <= p, axis=1) & np.any(by < p, axis=1)) for p in points], dtype=bool)
 
 
 def minimised(df: pd.DataFrame, part: str) -> np.ndarray:

@@ -37,7 +37,7 @@ def run_decompress(args) -> int:
     from asymllic.coding import decompress_file, read_bitstream
 
     bs = read_bitstream(args.input)
-    info = decompress_file(load_model(args, (bs.width, bs.height), decoding=True), args.input, args.output)
+    info = decompress_file(load_model(args, (bs.width, bs.height), decoding=True), bs, args.output)
     print(f"{args.output}: {info['width']}x{info['height']}")
     return 0
 

@@ -60,5 +60,5 @@ def load_model(args, size: tuple | None = None, decoding: bool = False):
     from asymllic.limits import Limits
 
     path = Path(args.codec) / "codec.pt" if args.codec else Path(args.model)
-    limits = Limits(getattr(args, "max_gmacs", None), getattr(args, "max_memory", None))
+    limits = Limits(args.max_gmacs, args.max_memory)
     return load_codec(path, pick_device(args.device), size, limits, decoding)
