@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -11,18 +12,25 @@ from .errors import exception_chain
 
 # the machine's fault, not the candidate's: a search stops on these instead of failing trial after trial
 RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def _atomic(path: str | Path, write: Callable) -> Path:
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:  # through a Python file: a full disk is an OSError, not a C++ abort
+        # a temporary of its own: two workers writing the same file (a shared latent cache) never collide
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+        tmp = Path(name)
+        os.fchmod(fd, 0o666 & ~_UMASK)  # the permissions a plain open() would give, not mkstemp's 0600
+        with os.fdopen(fd, "wb") as f:  # through a Python file: a full disk is an OSError, not a C++ abort
             write(f)
         tmp.replace(path)
     except Exception as e:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         cause = os_error(e)  # torch's zip writer masks the disk's OSError with a RuntimeError on close
         if cause is None:
             raise

@@ -1,4 +1,5 @@
 """A full disk or a read-only results folder: one line that says where, and nothing already done is lost."""
+import os
 import sqlite3
 import subprocess
 import tempfile
@@ -71,3 +72,31 @@ def test_full_disk_stops_the_search_and_keeps_the_study(disk, tmp_path, smoke_te
     assert list(df["state"]) == ["COMPLETE", "FAIL", "COMPLETE"]
     assert set(df["preset"].dropna()) == {"paper", "teacher"}
     assert kept.stat().st_mtime_ns == mtime  # the finished trial was not redone
+
+
+def _write_many(args) -> int:
+    from asymllic.files import write_bytes
+
+    path, payload = args
+    for _ in range(200):
+        write_bytes(payload, path)
+    return 0
+
+
+def test_two_processes_writing_one_file_never_collide(tmp_path):
+    """Workers of one study share the latent cache: both may write the same file at once."""
+    import multiprocessing as mp
+
+    target = tmp_path / "shared.pt"
+    payloads = [b"a" * 100_000, b"b" * 100_000]
+    with mp.get_context("fork").Pool(2) as pool:
+        assert pool.map(_write_many, [(target, p) for p in payloads]) == [0, 0]
+    assert target.read_bytes() in payloads  # whole, from one writer
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.pt"]  # no temporary left behind
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
