@@ -13,5 +13,7 @@ port=$(pg_lsclusters -h | awk '$2=="main"{print $3}' | head -1)
 for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 1; done
 psql_() { su postgres -c "psql -p $port -qtAc \"$1\""; }
 [ "$(psql_ "SELECT 1 FROM pg_roles WHERE rolname='asym'")" = 1 ] || psql_ "CREATE ROLE asym LOGIN PASSWORD 'asym'"
+# the tests create (and drop) a fresh database per run, and a role without rights
+psql_ "ALTER ROLE asym CREATEDB CREATEROLE"
 [ "$(psql_ "SELECT 1 FROM pg_database WHERE datname='asymllic_test'")" = 1 ] || psql_ "CREATE DATABASE asymllic_test OWNER asym"
 echo "postgresql://asym:asym@127.0.0.1:$port/asymllic_test"

@@ -21,23 +21,12 @@ FINISHED = ("COMPLETE", "PRUNED")
 
 
 def storage(spec: SearchSpec):
-    """RDB storage; with a heartbeat, a trial whose worker died is failed and retried by another worker."""
-    import warnings
+    """The study's RDB storage (see ``search.storage``): heartbeat-retried trials, schema created once."""
+    from .storage import open_storage
 
-    from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    warnings.filterwarnings("ignore", category=ExperimentalWarning)
-
-    url = spec.storage_url
-    kwargs: dict = {}
-    if url.startswith("sqlite:///"):
+    if spec.storage_url.startswith("sqlite:///"):
         spec.dir.mkdir(parents=True, exist_ok=True)
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-    if spec.heartbeat and spec.heartbeat > 0:
-        kwargs.update(heartbeat_interval=spec.heartbeat, grace_period=2 * spec.heartbeat,
-                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
-    return RDBStorage(url, **kwargs)
+    return open_storage(spec.storage_url, spec.heartbeat)
 
 
 def sampler(spec: SearchSpec):

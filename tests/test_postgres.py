@@ -1,46 +1,118 @@
-"""One study on a real PostgreSQL server, two worker processes started separately (as two machines would)."""
+"""Studies on a real PostgreSQL server: every test starts from a database created for it (no schema yet,
+as on a cluster's first run) and drops it at the end."""
+import multiprocessing as mp
 import os
 import subprocess
 import sys
 import uuid
 
-import optuna
 import pytest
 
 from conftest import ROOT, run_cli
-from search.optuna_backend import open_study
-from search.spec import SearchSpec
-from search.table import pareto_mask, trials_frame
 
 URL = os.environ.get("ASYMLLIC_TEST_POSTGRES")
 pytestmark = pytest.mark.skipif(not URL, reason="ASYMLLIC_TEST_POSTGRES not set (make test starts a local PostgreSQL)")
 
 
+def _admin(sql: str, url: str | None = None) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url or URL, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(sql))
+    engine.dispose()
 
 
-def test_two_separately_started_workers_share_a_postgres_study(tmp_path, smoke_teacher):
-    name = f"pg-{uuid.uuid4().hex[:8]}"
+@pytest.fixture
+def fresh_db():
+    """The URL of a database created now, empty: Optuna has not created its tables there yet."""
+    from sqlalchemy.engine import make_url
+
+    name = f"asymllic_{uuid.uuid4().hex[:10]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _open_at_once(url: str, barrier, study: str) -> None:
+    from search.optuna_backend import open_study
+    from search.spec import SearchSpec
+
+    barrier.wait()  # every process opens the storage in the same instant
+    open_study(SearchSpec(study=study, storage=url))
+
+
+def test_workers_started_together_on_an_empty_database_create_its_schema_once(fresh_db):
+    import optuna
+
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(6)
+    procs = [ctx.Process(target=_open_at_once, args=(fresh_db, barrier, "race")) for _ in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * 6
+    study = optuna.load_study(study_name="race", storage=fresh_db)
+    # one study, the presets enqueued once, by whichever process created it
+    assert sorted(t.user_attrs["preset"] for t in study.get_trials()) == ["paper", "teacher"]
+    assert [s.study_name for s in optuna.get_all_study_summaries(fresh_db)] == ["race"]
+
+
+def test_two_separately_started_workers_share_a_postgres_study(tmp_path, smoke_teacher, fresh_db):
+    from search.optuna_backend import open_study
+    from search.spec import SearchSpec
+    from search.table import pareto_mask, trials_frame
+
+    name = "pg"
     args = [sys.executable, "-m", "search.cli", "search", "--study", name, "--preset", "smoke", "--trials", "4",
-            "--teacher", smoke_teacher, "--root", str(tmp_path), "--storage", URL, "--sampler", "random"]
+            "--teacher", smoke_teacher, "--root", str(tmp_path), "--storage", fresh_db, "--sampler", "random"]
     procs = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=900)
         assert p.returncode == 0, err.decode()[-2000:]
+    study = open_study(SearchSpec(study=name, storage=fresh_db, root=str(tmp_path)), create=False)
+    trials = study.get_trials()
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) >= 4 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    assert len({t.number for t in trials}) == len(trials)  # each trial finished exactly once
+    # the presets were enqueued once, by whichever worker created the study
+    assert sorted(t.user_attrs["preset"] for t in trials if "preset" in t.user_attrs) == ["paper", "teacher"]
+    assert len({t.user_attrs["checkpoint"] for t in complete}) == len(complete)
+    df = trials_frame(study)
+    front_optuna = sorted(t.number for t in study.best_trials)
+    assert sorted(df[pareto_mask(df, "synthesis")]["number"]) == front_optuna
+    # every command takes the same storage URL
+    assert "COMPLETE" in run_cli("results", name, "--storage", fresh_db, "--root", tmp_path).stdout
+    run_cli("pareto", name, "--storage", fresh_db, "--root", tmp_path, "--no-png")
+    run_cli("export", name, "--storage", fresh_db, "--root", tmp_path)
+
+
+def test_unreachable_database_and_missing_rights_are_one_line_without_the_password(fresh_db, tmp_path):
+    from sqlalchemy.engine import make_url
+
+    from search.storage import StorageError, open_storage
+
+    # a port nobody listens on
+    closed = make_url(fresh_db).set(port=1, password="s3cret-pw").render_as_string(hide_password=False)
+    with pytest.raises(StorageError) as e:
+        open_storage(closed)
+    msg = str(e.value)
+    assert "cannot reach the study storage" in msg and "s3cret-pw" not in msg and "***" in msg and "\n" not in msg
+    # a role that may log in but not create tables (PostgreSQL 15+: only the owner creates in schema public)
+    role = f"ro_{uuid.uuid4().hex[:8]}"
+    _admin(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'")
+    _admin(f"GRANT {role} TO CURRENT_USER")  # so that its sessions can be ended below
     try:
-        study = open_study(SearchSpec(study=name, storage=URL, root=str(tmp_path)), create=False)
-        trials = study.get_trials()
-        complete = [t for t in trials if t.state.name == "COMPLETE"]
-        assert len(complete) >= 4 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
-        assert len({t.number for t in trials}) == len(trials)  # each trial finished exactly once
-        # the presets were enqueued once, by whichever worker created the study
-        assert sorted(t.user_attrs["preset"] for t in trials if "preset" in t.user_attrs) == ["paper", "teacher"]
-        assert len({t.user_attrs["checkpoint"] for t in complete}) == len(complete)
-        df = trials_frame(study)
-        front_optuna = sorted(t.number for t in study.best_trials)
-        assert sorted(df[pareto_mask(df, "synthesis")]["number"]) == front_optuna
-        # every command takes the same storage URL
-        assert "COMPLETE" in run_cli("results", name, "--storage", URL, "--root", tmp_path).stdout
-        run_cli("pareto", name, "--storage", URL, "--root", tmp_path, "--no-png")
-        run_cli("export", name, "--storage", URL, "--root", tmp_path)
+        _admin("REVOKE CREATE ON SCHEMA public FROM PUBLIC", fresh_db)
+        ro = make_url(fresh_db).set(username=role, password=f"pw-{role}").render_as_string(hide_password=False)
+        with pytest.raises(StorageError) as e:
+            open_storage(ro)
+        assert "lacks the rights" in str(e.value) and f"pw-{role}" not in str(e.value)
     finally:
-        optuna.delete_study(study_name=name, storage=URL)
+        _admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
+        _admin(f"DROP ROLE {role}")
+    proc = run_cli("results", "x", "--storage", closed, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "s3cret-pw" not in proc.stderr, proc.stderr
