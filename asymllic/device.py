@@ -1,10 +1,93 @@
-"""Device choice: CUDA when present, else the CPU."""
+"""Where and in what precision the networks run.
+
+``--device auto|cpu|cuda|cuda:N`` (auto: CUDA when present) and ``--precision auto|fp32|bf16|fp16`` (auto:
+bf16 on CUDA, fp32 on the CPU). Mixed precision is autocast around the networks; the entropy models
+(likelihoods, the rate term, scale-table indexes) run in fp32 inside it, and compress/decompress never
+use autocast, so what must be bit-exact stays fp32.
+"""
 from __future__ import annotations
+
+import contextlib
+import os
 
 import torch
 
+from .errors import AsymllicError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class DeviceError(AsymllicError):
+    """A device asked for that this machine does not have."""
+
 
 def pick_device(name: str = "auto") -> torch.device:
+    name = (name or "auto").strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {name} asked for CUDA, but this machine has no CUDA device "
+                              "(torch.cuda.is_available() is False); use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    elif device.type != "cpu":
+        raise DeviceError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def worker_device(name: str, worker: int) -> torch.device:
+    """Worker ``i`` of a search on ``cuda`` (no index) with n GPUs uses ``cuda:(i mod n)``."""
+    device = pick_device(name)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", worker % torch.cuda.device_count())
+    return device
+
+
+def pick_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise AsymllicError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type == "cpu":
+        raise AsymllicError("--precision fp16 needs CUDA (the CPU has no fp16 autocast worth using); use bf16 or fp32")
+    return precision
+
+
+def autocast(device: torch.device | str, precision: str):
+    """Autocast to ``precision`` on ``device`` (a no-op context for fp32)."""
+    device = torch.device(device)
+    if precision in ("fp32", "auto", None) or precision not in DTYPES:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=DTYPES[precision])
+
+
+def fp32(device: torch.device | str):
+    """Leave autocast for a block that must run in fp32 (the entropy models); a no-op outside autocast."""
+    kind = torch.device(device).type
+    if kind not in ("cpu", "cuda") or not torch.is_autocast_enabled(kind):
+        return contextlib.nullcontext()
+    return torch.autocast(kind, enabled=False)
+
+
+def prepare(device: torch.device) -> None:
+    """Per-process habits for training on ``device``: cuDNN picks its fastest kernels for the fixed crop size."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.set_device(device)
+
+
+def peak_memory_gib(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**30
+
+
+def cpu_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

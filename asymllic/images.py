@@ -16,7 +16,8 @@ from .files import write_bytes
 MAX_PIXELS = 8192 * 8192  # decompression-bomb limit
 
 
-def _to_rgb8(img: Image.Image) -> np.ndarray:
+def rgb8(img: Image.Image) -> np.ndarray:
+    """Any PIL image -> (H, W, 3) uint8 RGB (16-bit and float scaled, alpha composited on white)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         arr = np.clip(arr / (257.0 if arr.max() > 255 else 1.0), 0, 255).astype(np.uint8)
@@ -61,7 +62,7 @@ def image_size(path: str | Path) -> tuple:
 
 def read_image(path: str | Path) -> torch.Tensor:
     with _open(path) as img:
-        arr = _to_rgb8(img)
+        arr = rgb8(img)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0).unsqueeze(0)
 
 

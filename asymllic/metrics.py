@@ -28,11 +28,11 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor) -> float | None:
 def rd_loss(out: dict, x: torch.Tensor, lmbda: float) -> dict:
     """L = lambda * 255^2 * MSE + bpp (CompressAI's RateDistortionLoss)."""
     n, _, h, w = x.shape
-    mse = torch.mean((out["x_hat"] - x) ** 2)
+    mse = torch.mean((out["x_hat"].float() - x) ** 2)
     bpp = bpp_from_likelihoods(out["likelihoods"], n * h * w)
     return {"loss": lmbda * 255 ** 2 * mse + bpp, "mse": mse, "bpp": bpp}
 
 
 def distortion_loss(x_hat: torch.Tensor, x: torch.Tensor, lmbda: float) -> dict:
-    mse = torch.mean((x_hat - x) ** 2)
+    mse = torch.mean((x_hat.float() - x) ** 2)
     return {"loss": lmbda * 255 ** 2 * mse, "mse": mse}

@@ -20,6 +20,7 @@ from compressai.models import CompressionModel
 from compressai.ops import quantize_ste
 from space import HYPER_CHANNELS, CodecConfig
 
+from ..device import fp32
 from .encoder import build_analysis, build_hyper_analysis
 from .hyperprior import build_attention, build_hyper_decoder, build_slice_transforms
 from .synthesis import build_synthesis
@@ -74,19 +75,27 @@ class LicCodec(CompressionModel):
         return y_hat_slice + 0.5 * torch.tanh(lrp)
 
     def entropy_forward(self, y: torch.Tensor, likelihoods: bool = True) -> dict:
-        """y -> y_hat and (unless ``likelihoods`` is False, as in pure inference) the likelihoods of y and z."""
-        z = self.h_a(y)
-        z_likelihoods = self.entropy_bottleneck(z)[1] if likelihoods else None
-        offset = self.entropy_bottleneck._get_medians()
-        z_hat = _round(z - offset, self.training) + offset
-        means, scales = self.hyper_params(z_hat)
+        """y -> y_hat and (unless ``likelihoods`` is False, as in pure inference) the likelihoods of y and z.
+
+        Under autocast the networks run in low precision, but everything the entropy coder depends on
+        (z, the means and scales, rounding, the likelihoods) is fp32."""
+        device = y.device
+        y = y.float()
+        z = self.h_a(y).float()
+        with fp32(device):
+            z_likelihoods = self.entropy_bottleneck(z)[1] if likelihoods else None
+            offset = self.entropy_bottleneck._get_medians()
+            z_hat = _round(z - offset, self.training) + offset
+        means, scales = (t.float() for t in self.hyper_params(z_hat))
         y_hat_slices, y_likelihoods = [], []
         for i, y_slice in enumerate(y.chunk(self.num_slices, 1)):
             mu, sigma, mean_support = self.slice_params(i, means, scales, y_hat_slices)
-            if likelihoods:
-                y_likelihoods.append(self.gaussian_conditional(y_slice, sigma, mu)[1])
-            y_hat_slice = _round(y_slice - mu, self.training) + mu
-            y_hat_slices.append(self.refine(i, mean_support, y_hat_slice))
+            mu, sigma = mu.float(), sigma.float()
+            with fp32(device):
+                if likelihoods:
+                    y_likelihoods.append(self.gaussian_conditional(y_slice, sigma, mu)[1])
+                y_hat_slice = _round(y_slice - mu, self.training) + mu
+            y_hat_slices.append(self.refine(i, mean_support, y_hat_slice).float())
         out = {"y_hat": torch.cat(y_hat_slices, 1)}
         if likelihoods:
             out["likelihoods"] = {"y": torch.cat(y_likelihoods, 1), "z": z_likelihoods}
@@ -140,6 +149,3 @@ class LicCodec(CompressionModel):
             y_hat_slices.append(self.refine(i, mean_support, gc.dequantize(rv, mu)))
         x_hat = self.g_s(torch.cat(y_hat_slices, 1)).clamp_(0, 1)
         return {"x_hat": x_hat}
-
-    def parts(self, names) -> list:
-        return [getattr(self, n) for n in names]

@@ -1,7 +1,8 @@
 """One training loop for every stage: Adam, a step-drop schedule, atomic checkpoints, resume, NaN guard.
 
 A stage supplies ``step_fn(step) -> {"loss": tensor, "mse": ..., "bpp": ...}`` and the parameters it
-trains; the loop owns optimisation, progress and persistence. The state file holds the model's
+trains; the loop owns optimisation, mixed precision (``step_fn`` runs under autocast; fp16 scales the loss
+with a GradScaler), progress (samples/s, and peak memory on CUDA) and persistence. The state file holds the model's
 trained parameters (and buffers), the optimisers and the step, and is written atomically every ``checkpoint_every``
 steps: a killed run restarts from the last one, and a diverging run stops with the last good one kept.
 """
@@ -17,6 +18,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ..device import autocast, peak_memory_gib
 from ..errors import AsymllicError
 from ..files import save_torch
 
@@ -42,6 +44,9 @@ class LoopSpec:
     aux_params: list = field(default_factory=list)  # entropy-bottleneck quantiles (aux loss)
     clip: float = 1.0
     progress: bool = True
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
+    batch: int = 1  # samples per step, for the throughput figure
 
 
 def _trained_state(spec: LoopSpec) -> dict:
@@ -51,12 +56,24 @@ def _trained_state(spec: LoopSpec) -> dict:
             if id(v) in trained or not isinstance(v, nn.Parameter)}
 
 
-def _save_state(spec: LoopSpec, step: int, opt, aux_opt) -> Path:
-    return save_torch({"step": step, "model": _trained_state(spec), "opt": opt.state_dict(),
-                       "aux_opt": aux_opt.state_dict() if aux_opt else None}, spec.run_dir / STATE_FILE)
+def _cpu(obj):
+    """Tensors of a nested state moved to the CPU: a state written on a GPU resumes anywhere."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
 
 
-def _load_state(spec: LoopSpec, opt, aux_opt) -> int:
+def _save_state(spec: LoopSpec, step: int, opt, aux_opt, scaler) -> Path:
+    return save_torch(_cpu({"step": step, "model": _trained_state(spec), "opt": opt.state_dict(),
+                            "aux_opt": aux_opt.state_dict() if aux_opt else None,
+                            "scaler": scaler.state_dict() if scaler.is_enabled() else None}), spec.run_dir / STATE_FILE)
+
+
+def _load_state(spec: LoopSpec, opt, aux_opt, scaler) -> int:
     path = spec.run_dir / STATE_FILE
     if not path.exists():
         return 0
@@ -69,6 +86,8 @@ def _load_state(spec: LoopSpec, opt, aux_opt) -> int:
     opt.load_state_dict(state["opt"])
     if aux_opt is not None and state.get("aux_opt"):
         aux_opt.load_state_dict(state["aux_opt"])
+    if scaler.is_enabled() and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     return int(state["step"])
 
 
@@ -83,7 +102,8 @@ def run_loop(spec: LoopSpec) -> dict:
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     opt = torch.optim.Adam(spec.params, lr=spec.lr)
     aux_opt = torch.optim.Adam(spec.aux_params, lr=1e-3) if spec.aux_params else None
-    start = _load_state(spec, opt, aux_opt)
+    scaler = torch.amp.GradScaler(spec.device.type, enabled=spec.precision == "fp16")
+    start = _load_state(spec, opt, aux_opt, scaler)
     last_saved = start
     log = (spec.run_dir / "log.jsonl").open("a")
     metrics: dict = {}
@@ -94,21 +114,25 @@ def run_loop(spec: LoopSpec) -> dict:
             for group in opt.param_groups:
                 group["lr"] = spec.lr if step < spec.lr_drop_at else spec.lr_after
             t0 = time.perf_counter()
-            out = spec.step_fn(step)
+            with autocast(spec.device, spec.precision):
+                out = spec.step_fn(step)
             loss = out["loss"]
             if not _finite(loss):
                 raise TrainingDiverged(f"{spec.name}: loss is {loss.item()} at step {step}; "
                                        f"kept the last good checkpoint (step {last_saved}) in {spec.run_dir}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
             grads = [p.grad for p in spec.params if p.grad is not None]
-            if grads and not all(_finite(g) for g in grads):
+            # fp16: an overflowing step is the scaler's to skip (it lowers the scale), not a divergence
+            if grads and not scaler.is_enabled() and not all(_finite(g) for g in grads):
                 raise TrainingDiverged(f"{spec.name}: non-finite gradient at step {step}; "
                                        f"kept the last good checkpoint (step {last_saved}) in {spec.run_dir}")
             if spec.clip:
                 torch.nn.utils.clip_grad_norm_(spec.params, spec.clip)
-            opt.step()
-            if aux_opt is not None:
+            scaler.step(opt)
+            scaler.update()
+            if aux_opt is not None:  # the entropy bottleneck's quantiles, always in fp32
                 aux_opt.zero_grad(set_to_none=True)
                 aux = spec.model.aux_loss()
                 aux.backward()
@@ -116,12 +140,18 @@ def run_loop(spec: LoopSpec) -> dict:
             metrics = {k: float(v.detach()) for k, v in out.items()}
             if "mse" in metrics:
                 metrics["psnr"] = 10 * math.log10(1 / max(metrics["mse"], 1e-12))
-            metrics["step"], metrics["seconds"] = step + 1, time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            metrics["step"], metrics["seconds"] = step + 1, seconds
+            metrics["samples_per_s"] = spec.batch / max(seconds, 1e-9)
+            peak = peak_memory_gib(spec.device)
+            if peak is not None:
+                metrics["peak_gib"] = peak
             log.write(json.dumps(metrics) + "\n")
-            bar.set_postfix({k: f"{metrics[k]:.4g}" for k in ("loss", "psnr", "bpp") if k in metrics})
+            bar.set_postfix({k: f"{metrics[k]:.4g}" for k in ("loss", "psnr", "bpp", "samples_per_s", "peak_gib")
+                             if k in metrics})
             bar.update(1)
             if (step + 1) % spec.checkpoint_every == 0 or step + 1 == spec.steps:
-                _save_state(spec, step + 1, opt, aux_opt)
+                _save_state(spec, step + 1, opt, aux_opt, scaler)
                 last_saved = step + 1
     finally:
         bar.close()

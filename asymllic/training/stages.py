@@ -3,15 +3,18 @@
 .. code-block:: none
 
     teacher:  train everything, L = lambda * 255^2 * MSE + bpp (+ aux loss of the entropy bottleneck)
-    stage 1:  frozen teacher except a new g_s;  from cached y_hat:  L = lambda * 255^2 * MSE(g_s(y_hat), x)
-    stage 2:  frozen teacher except h_a, a new h_s + f_c (and the z prior);  from cached y:  full RD loss
+    stage 1:  frozen teacher except a new g_s;  from the teacher's y_hat:  L = lambda * 255^2 * MSE(g_s(y_hat), x)
+    stage 2:  frozen teacher except h_a, a new h_s + f_c (and the z prior);  from y = g_a(x):  full RD loss
               through the teacher's frozen g_s
     combine:  g_a (teacher) + g_s (stage 1) + h_a, h_s, f_c, z prior (stage 2)
 
-Light parts are warm-started from the teacher wherever a tensor's name and shape match.
+Light parts are warm-started from the teacher wherever a tensor's name and shape match. The frozen
+parts' output comes from the latent cache or is computed on the fly (``latents.plan_latents``). Every
+model, batch and optimiser state lives on ``StageRun.device``; checkpoints are written device-independent.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,11 +22,12 @@ import torch
 from space import CodecConfig, config_id
 
 from ..checkpoint import load_codec, save_codec
-from ..data import CropSampler, resolve
+from ..data import Batches, resolve
+from ..device import pick_device, pick_precision, prepare
 from ..errors import AsymllicError
 from ..metrics import distortion_loss, rd_loss
 from ..models import ENTROPY_TABLES, HYPERPRIOR_PARTS, LicCodec
-from .cache import latent_cache
+from .latents import FrozenOnTheFly, latent_cache, plan_latents
 from .loop import LoopSpec, run_loop
 from .presets import TrainPreset
 
@@ -32,12 +36,29 @@ CODEC_FILE = "codec.pt"
 
 @dataclass
 class StageRun:
-    """Where a stage writes and how it reports progress."""
+    """Where a stage writes, where it runs and how it reports progress."""
 
     out_dir: Path
     cache_root: Path = Path("results/cache")
     seed: int = 0
     progress: bool = True
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16
+    loader_workers: int | None = None  # DataLoader worker processes (default min(8, cores))
+    cache_gib: float = 4.0  # the latent cache's cap; beyond it the frozen parts run on the fly
+    max_reuse: float = 4.0  # ... and beyond this many uses per cached crop
+    flips: bool = False  # random flips on top of TCM's and CompressAI's random crops
+    compile: bool = False  # torch.compile the trained parts
+
+    def resolved(self) -> tuple:
+        """(device, precision) checked against this machine."""
+        device = pick_device(self.device)
+        return device, pick_precision(self.precision, device)
+
+    def workers(self) -> int:
+        from ..data import default_loader_workers
+
+        return default_loader_workers() if self.loader_workers is None else self.loader_workers
 
 
 def warm_start(model: LicCodec, source: LicCodec) -> list:
@@ -48,13 +69,20 @@ def warm_start(model: LicCodec, source: LicCodec) -> list:
     return sorted(copied)
 
 
-def _loop(name: str, run: StageRun, model: LicCodec, params: list, step_fn, preset: TrainPreset, stage: str,
-          aux: list | None = None, steps: int | None = None) -> dict:
-    steps = steps or preset.steps(stage)
+def _loop(name: str, run: StageRun, model: LicCodec, params: list, step_fn, preset: TrainPreset, steps: int,
+          aux: list | None = None) -> dict:
+    device, precision = run.resolved()
     return run_loop(LoopSpec(name=name, run_dir=run.out_dir, model=model, params=params, step_fn=step_fn,
                              steps=steps, lr=preset.lr, lr_drop_at=int(steps * preset.lr_drop),
                              lr_after=preset.lr_after, checkpoint_every=preset.checkpoint_every,
-                             aux_params=aux or [], progress=run.progress))
+                             aux_params=aux or [], progress=run.progress, device=device, precision=precision,
+                             batch=preset.batch))
+
+
+def _compiled(model: LicCodec, parts: tuple, run: StageRun) -> None:
+    if run.compile:
+        for part in parts:
+            getattr(model, part).compile()
 
 
 def _finish(model: LicCodec, run: StageRun, meta: dict) -> Path:
@@ -69,21 +97,30 @@ def _split_aux(named) -> tuple:
     return main, aux
 
 
-def train_teacher(config: CodecConfig, preset: TrainPreset, lmbda: float, data: str | None, run: StageRun,
-                  steps: int | None = None) -> Path:
-    torch.manual_seed(run.seed)
-    model = LicCodec(config)
+def _batches(data: str | None, preset: TrainPreset, steps: int, run: StageRun) -> Batches:
     images = resolve(data, "train")
     images.report()
-    sampler = CropSampler(images.paths, preset.crop, preset.batch, run.seed)
+    return Batches(images, preset.crop, preset.batch, steps, run.seed, run.workers(), run.resolved()[0], run.flips)
+
+
+def train_teacher(config: CodecConfig, preset: TrainPreset, lmbda: float, data: str | None, run: StageRun,
+                  steps: int | None = None) -> Path:
+    device, _ = run.resolved()
+    prepare(device)
+    steps = steps or preset.steps("teacher")
+    torch.manual_seed(run.seed)
+    model = LicCodec(config).to(device)
+    batches = _batches(data, preset, steps, run)
 
     def step_fn(step: int) -> dict:
-        x = sampler.batch_at(step)
+        x = batches(step)
         return rd_loss(model(x), x, lmbda)
 
     params, aux = _split_aux(model.named_parameters())
-    metrics = _loop("teacher", run, model, params, step_fn, preset, "teacher", aux, steps)
-    return _finish(model, run, {"stage": "teacher", "preset": preset.name, "lmbda": lmbda, "last": metrics})
+    _compiled(model, ("g_a", "g_s"), run)
+    metrics = _loop("teacher", run, model, params, step_fn, preset, steps, aux)
+    return _finish(model, run, {"stage": "teacher", "preset": preset.name, "lmbda": lmbda, "last": metrics,
+                                "data": batches.report.summary()})
 
 
 def _freeze_all_but(model: LicCodec, prefixes: tuple) -> list:
@@ -95,48 +132,71 @@ def _freeze_all_but(model: LicCodec, prefixes: tuple) -> list:
     return named
 
 
-def _cache(teacher: LicCodec, preset: TrainPreset, data: str | None, run: StageRun):
+def frozen_latents(teacher: LicCodec, preset: TrainPreset, data: str | None, run: StageRun, steps: int,
+                   stage: str):
+    """``batch_at(step) -> (x, y, y_hat)`` on the run's device: from the latent cache or on the fly, whichever
+    ``plan_latents`` picks for this run (printed with its reason)."""
+    device, precision = run.resolved()
     images = resolve(data, "train")
     images.report()
-    return latent_cache(teacher, images.paths, preset.crop, preset.cache_crops, run.cache_root, run.seed,
-                        progress=run.progress)
+    plan = plan_latents(steps, preset.batch, preset.crop, preset.cache_crops, run.cache_gib, run.max_reuse)
+    if run.progress or plan.mode != "cache":
+        print(f"asymllic: {plan.describe(stage)}", file=sys.stderr)
+    if plan.mode == "cache":
+        cache = latent_cache(teacher, images, preset.crop, plan.crops, run.cache_root, run.seed,
+                             workers=run.workers(), progress=run.progress)
+
+        class Cached:
+            def batch_at(self, step: int) -> tuple:
+                return cache.batch_at(step, preset.batch, run.seed, device)
+
+        return Cached()
+    batches = Batches(images, preset.crop, preset.batch, steps, run.seed, run.workers(), device, run.flips)
+    return FrozenOnTheFly(teacher, batches, precision, need_y_hat=stage == "stage1")
+
+
+def _light_model(teacher_path, run: StageRun, **part) -> tuple:
+    device, _ = run.resolved()
+    prepare(device)
+    teacher = load_codec(teacher_path, device)
+    torch.manual_seed(run.seed)  # the new parts' initialisation is reproducible
+    model = LicCodec(replace(teacher.config, **part))
+    warm_start(model, teacher)
+    return teacher, model.to(device)
 
 
 def train_stage1(teacher_path: str | Path, config: CodecConfig, preset: TrainPreset, lmbda: float,
                  data: str | None, run: StageRun, steps: int | None = None) -> Path:
-    """Light g_s of ``config.synthesis`` on the frozen teacher; distortion-only loss from cached y_hat."""
-    teacher = load_codec(teacher_path)
-    torch.manual_seed(run.seed)  # the new parts' initialisation is reproducible
-    model = LicCodec(replace(teacher.config, synthesis=config.synthesis))
-    warm_start(model, teacher)
+    """Light g_s of ``config.synthesis`` on the frozen teacher; distortion-only loss from the teacher's y_hat."""
+    steps = steps or preset.steps("stage1")
+    teacher, model = _light_model(teacher_path, run, synthesis=config.synthesis)
     params = [p for _, p in _freeze_all_but(model, ("g_s",))]
-    cache = _cache(teacher, preset, data, run)
+    latents = frozen_latents(teacher, preset, data, run, steps, "stage1")
+    _compiled(model, ("g_s",), run)
 
     def step_fn(step: int) -> dict:
-        x, _, y_hat = cache.batch_at(step, preset.batch, run.seed)
+        x, _, y_hat = latents.batch_at(step)
         return distortion_loss(model.g_s(y_hat), x, lmbda)
 
-    metrics = _loop("stage1 g_s", run, model, params, step_fn, preset, "stage1", steps=steps)
+    metrics = _loop("stage1 g_s", run, model, params, step_fn, preset, steps)
     return _finish(model, run, {"stage": "stage1", "preset": preset.name, "lmbda": lmbda, "last": metrics,
                                 "teacher": str(teacher_path), "teacher_config_id": config_id(teacher.config)})
 
 
 def train_stage2(teacher_path: str | Path, config: CodecConfig, preset: TrainPreset, lmbda: float,
                  data: str | None, run: StageRun, steps: int | None = None) -> Path:
-    """Light h_s + f_c of ``config.hyperprior``; h_a and the z prior retrain; full RD loss from cached y."""
-    teacher = load_codec(teacher_path)
-    torch.manual_seed(run.seed)
-    model = LicCodec(replace(teacher.config, hyperprior=config.hyperprior))
-    warm_start(model, teacher)
+    """Light h_s + f_c of ``config.hyperprior``; h_a and the z prior retrain; full RD loss from y = g_a(x)."""
+    steps = steps or preset.steps("stage2")
+    teacher, model = _light_model(teacher_path, run, hyperprior=config.hyperprior)
     params, aux = _split_aux(_freeze_all_but(model, ("h_a",) + HYPERPRIOR_PARTS))
-    cache = _cache(teacher, preset, data, run)
+    latents = frozen_latents(teacher, preset, data, run, steps, "stage2")
 
     def step_fn(step: int) -> dict:
-        x, y, _ = cache.batch_at(step, preset.batch, run.seed)
+        x, y, _ = latents.batch_at(step)
         out = model.entropy_forward(y)
         return rd_loss({"x_hat": model.g_s(out["y_hat"]), "likelihoods": out["likelihoods"]}, x, lmbda)
 
-    metrics = _loop("stage2 h_s+f_c", run, model, params, step_fn, preset, "stage2", aux, steps)
+    metrics = _loop("stage2 h_s+f_c", run, model, params, step_fn, preset, steps, aux)
     return _finish(model, run, {"stage": "stage2", "preset": preset.name, "lmbda": lmbda, "last": metrics,
                                 "teacher": str(teacher_path), "teacher_config_id": config_id(teacher.config)})
 

@@ -43,11 +43,42 @@ def resolve_model(spec: str):
     return new_codec(resolve_config(spec), seed=0), False
 
 
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """Where and how training runs: device, precision, data loading, the latent cache's policy."""
+    from asymllic.device import PRECISIONS
+
+    add_device_arg(p)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="autocast precision of the networks (auto: bf16 on CUDA, fp32 on CPU); entropy models stay fp32")
+    p.add_argument("--loader-workers", type=int, default=None,
+                   help="DataLoader worker processes decoding images (default min(8, cores))")
+    p.add_argument("--cache-gib", type=float, default=4.0,
+                   help="cap of the latent cache; a run that needs more computes the frozen parts on the fly")
+    p.add_argument("--max-reuse", type=float, default=4.0,
+                   help="uses per cached crop before the cache grows (or the run goes on the fly)")
+    p.add_argument("--flips", action="store_true", help="random flips on top of random crops (TCM/CompressAI: none)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the trained parts")
+
+
+def stage_run(args, out_dir: Path):
+    from asymllic.training import StageRun
+
+    run = StageRun(out_dir, Path(getattr(args, "cache", "results/cache")), args.seed, not getattr(args, "quiet", False),
+                   device=args.device, precision=args.precision, loader_workers=args.loader_workers,
+                   cache_gib=args.cache_gib, max_reuse=args.max_reuse, flips=args.flips, compile=args.compile)
+    run.resolved()  # CUDA asked for where there is none: one line now, not after the data is listed
+    return run
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--model", help="codec checkpoint (ours or an official LIC_TCM .pth.tar)")
     g.add_argument("--codec", help="exported codec folder (config.json + codec.pt)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (default)")
+    add_device_arg(p)
     p.add_argument("--max-gmacs", type=float, default=None, help="refuse an image that needs more GMACs")
     p.add_argument("--max-memory", type=float, default=None,
                    help="GiB; refuse an image that needs more (default: what the device has available)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .common import add_device_arg
+
 KODAK_ANCHORS = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "kodak"
 
 
@@ -15,7 +17,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", default=None, help="write the JSON here (default: print it)")
     p.add_argument("--max-side", type=int, default=0, help="centre-crop larger images to this side (0: full images)")
     p.add_argument("--jpeg", action="store_true", help="also code each image with JPEG at the same bpp")
-    p.add_argument("--device", default="auto")
+    add_device_arg(p)
     p.add_argument("--max-gmacs", type=float, default=None, help="refuse if the largest image needs more GMACs")
     p.add_argument("--max-memory", type=float, default=None,
                    help="GiB; refuse if the largest image needs more (default: what the device has available)")

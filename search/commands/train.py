@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import resolve_config
+from .common import add_run_args, resolve_config, stage_run
 
 
 def _common(p, out_default: str) -> None:
@@ -15,6 +15,7 @@ def _common(p, out_default: str) -> None:
     p.add_argument("--batch", type=int, default=None, help="override the preset's batch size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default="results/cache", help="latent cache folder")
+    add_run_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -46,11 +47,10 @@ def add_parsers(sub) -> None:
 
 
 def _run_and_preset(args, default_out: Path):
-    from asymllic.training import StageRun, get_train_preset
+    from asymllic.training import get_train_preset
 
     preset = get_train_preset(args.preset, batch=args.batch)
-    run = StageRun(Path(args.out) if args.out else default_out, Path(args.cache), args.seed, not args.quiet)
-    return preset, run
+    return preset, stage_run(args, Path(args.out) if args.out else default_out)
 
 
 def run_teacher(args) -> int:
