@@ -186,8 +186,8 @@ def _collate(items):
 class DataReport:
     """Files opened and skipped so far (summed over loader workers); stops a run with too many bad files."""
 
-    def __init__(self, paths: list, stream=sys.stderr):
-        self.paths, self.stream = paths, stream
+    def __init__(self, paths: list, stream=None):
+        self.paths, self.stream = paths, stream  # None: sys.stderr at the time of writing
         self.opened: set = set()
         self.bad: dict = {}
         self.small: dict = {}
@@ -199,7 +199,7 @@ class DataReport:
             seen = self.bad if kind == "bad" else self.small
             if i not in seen:
                 seen[i] = why
-                print(f"asymllic: skipped {self.paths[i]}: {why}", file=self.stream)
+                print(f"asymllic: skipped {self.paths[i]}: {why}", file=self.stream or sys.stderr)
         checked = len(self.opened) >= min(BAD_CHECK_AFTER, len(self.paths))
         if checked and len(self.bad) > BAD_SHARE * len(self.opened):
             raise DataError(f"{len(self.bad)} of {len(self.opened)} files opened are not readable images "

@@ -41,17 +41,23 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
     steps = spec.steps or preset.search_steps
     cache = Path(spec.root) / "cache"
     t0 = time.perf_counter()
+
+    def run(stage: str) -> StageRun:
+        return StageRun(trial_dir / stage, cache, spec.seed, progress, device=spec.device, precision=spec.precision,
+                        loader_workers=spec.loader_workers, cache_gib=spec.cache_gib, max_reuse=spec.max_reuse,
+                        flips=spec.flips, compile=spec.compile)
+
     paths = {}
     if spec.part in ("synthesis", "joint"):
-        paths["stage1"] = train_stage1(spec.teacher, cfg, preset, spec.lmbda, spec.data,
-                                       StageRun(trial_dir / "stage1", cache, spec.seed, progress), steps)
+        paths["stage1"] = train_stage1(spec.teacher, cfg, preset, spec.lmbda, spec.data, run("stage1"), steps)
     if spec.part in ("hyperprior", "joint"):
-        paths["stage2"] = train_stage2(spec.teacher, cfg, preset, spec.lmbda, spec.data,
-                                       StageRun(trial_dir / "stage2", cache, spec.seed, progress), steps)
+        paths["stage2"] = train_stage2(spec.teacher, cfg, preset, spec.lmbda, spec.data, run("stage2"), steps)
     codec = combine(paths["stage1"], paths["stage2"], trial_dir / "codec.pt") if spec.part == "joint" \
         else next(iter(paths.values()))
     images = resolve(spec.eval_data or "bundled", "eval").paths
-    result = evaluate(load_codec(codec), images, name=trial_dir.name, max_side=preset.eval_max_side, progress=False)
+    device, _ = run("eval").resolved()
+    result = evaluate(load_codec(codec, device), images, name=trial_dir.name, max_side=preset.eval_max_side,
+                      progress=False)
     for state in trial_dir.glob(f"stage*/{STATE_FILE}"):  # only a run that may resume needs its optimiser state
         state.unlink()
     r = result["results"]

@@ -155,14 +155,16 @@ def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, thread
                             "run the same command again to resume")
 
 
-def _spawned_worker(spec_dict: dict, threads: int) -> None:
+def _spawned_worker(spec_dict: dict, threads: int, index: int = 0) -> None:
     import sys
 
+    from asymllic.device import worker_device
     from asymllic.errors import AsymllicError
 
     spec_dict = dict(spec_dict)
     spec_dict["size"] = tuple(spec_dict["size"])
     try:
+        spec_dict["device"] = str(worker_device(spec_dict["device"], index))  # worker i: GPU i mod n
         run_worker(SearchSpec(**spec_dict), threads=threads)
     except AsymllicError as e:
         print(f"asymllic: worker error: {e}", file=sys.stderr)
@@ -179,7 +181,7 @@ def run_optuna(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
 
     threads = max(1, (os.cpu_count() or 1) // spec.workers)
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_spawned_worker, args=(spec.to_dict(), threads)) for _ in range(spec.workers)]
+    procs = [ctx.Process(target=_spawned_worker, args=(spec.to_dict(), threads, i)) for i in range(spec.workers)]
     for p in procs:
         p.start()
     for p in procs:

@@ -33,6 +33,13 @@ class SearchSpec:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     heartbeat: int = 60  # seconds; RDB storages fail and retry trials whose worker stopped beating
+    device: str = "auto"  # Optuna worker i on n GPUs: cuda:(i mod n); Ray: the GPU Ray assigned the trial
+    precision: str = "auto"
+    loader_workers: int | None = None
+    cache_gib: float = 4.0
+    max_reuse: float = 4.0
+    flips: bool = False
+    compile: bool = False
     extra: dict = field(default_factory=dict)
 
     @property

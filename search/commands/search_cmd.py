@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import parse_size
+from .common import add_run_args, parse_size
 
 
 def _study_args(p) -> None:
@@ -37,6 +37,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--heartbeat", type=int, default=60, help="seconds; dead workers' trials are retried")
     p.add_argument("--no-presets", action="store_true", help="do not enqueue the paper's decoder and the teacher")
     p.add_argument("--root", default="results")
+    add_run_args(p)
     p.set_defaults(run=run_search)
 
     p = sub.add_parser("results", help="table of a study's trials")
@@ -81,7 +82,14 @@ def run_search(args) -> int:
                       lmbda=args.lmbda, seed=args.seed, sampler=args.sampler, data=args.data, eval_data=args.eval_data,
                       root=args.root, size=tuple(args.size), steps=args.steps, enqueue_presets=not args.no_presets,
                       ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
-                      gpus_per_trial=args.gpus_per_trial, heartbeat=args.heartbeat)
+                      gpus_per_trial=args.gpus_per_trial, heartbeat=args.heartbeat,
+                      device="cuda" if args.gpus_per_trial and args.device == "auto" else args.device,
+                      precision=args.precision, loader_workers=args.loader_workers, cache_gib=args.cache_gib,
+                      max_reuse=args.max_reuse, flips=args.flips, compile=args.compile)
+    if args.backend == "optuna" or not args.gpus_per_trial:
+        from asymllic.device import pick_device, pick_precision
+
+        pick_precision(args.precision, pick_device(spec.device))  # CUDA asked for where there is none: one line
     if not Path(teacher).is_file():
         from asymllic.errors import AsymllicError
 

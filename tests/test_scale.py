@@ -1,0 +1,226 @@
+"""Running at users' scale, checked on this CPU: device choice, mixed precision, streaming data, the latent cache."""
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from PIL import Image
+
+import space
+from asymllic.data import BAD_CHECK_AFTER, Batches, DataError, list_images, resolve
+from asymllic.device import DeviceError, autocast, pick_device, pick_precision
+from asymllic.models import LicCodec
+from asymllic.training import StageRun, get_train_preset, train_stage1, train_teacher
+from asymllic.training.latents import CacheWriter, LatentCache, bytes_per_crop, plan_latents
+from asymllic.training.loop import STATE_FILE
+from conftest import ROOT, photo
+from search.cli import main
+
+SMOKE = get_train_preset("smoke")
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+
+
+@no_cuda
+def test_cuda_asked_for_without_a_gpu_is_one_line(tmp_path, capsys):
+    with pytest.raises(DeviceError, match="no CUDA device"):
+        pick_device("cuda:1")
+    assert pick_device("auto").type == "cpu" and pick_precision("auto", torch.device("cpu")) == "fp32"
+    for argv in (["teacher", "train", "--preset", "smoke", "--device", "cuda", "--out", str(tmp_path / "t")],
+                 ["train", "stage1", "--teacher", "x.pt", "--decoder", "paper", "--device", "cuda:0"],
+                 ["search", "--study", "s", "--preset", "smoke", "--device", "cuda", "--root", str(tmp_path),
+                  "--teacher", __file__]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "no CUDA device" in err, err
+    assert not (tmp_path / "t").exists()  # refused before anything was written
+
+
+def test_entropy_path_stays_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    model = LicCodec(space.get_preset("paper")).train()
+    x = torch.rand(1, 3, 128, 128)
+    with autocast("cpu", "bf16"):
+        out = model(x)
+        assert out["x_hat"].dtype == torch.bfloat16  # the networks do run in bf16
+        y = model.g_a(x)
+        assert y.dtype == torch.bfloat16
+        ent = model.entropy_forward(y)
+    for lk in (*out["likelihoods"].values(), *ent["likelihoods"].values()):
+        assert lk.dtype == torch.float32
+    assert ent["y_hat"].dtype == torch.float32
+    # the hard-rounded latents are integers + fp32 means: rounding saw fp32 values
+    model.eval()
+    with torch.no_grad(), autocast("cpu", "bf16"):
+        y_hat = model.entropy_forward(model.g_a(x), likelihoods=False)["y_hat"]
+    assert y_hat.dtype == torch.float32 and torch.isfinite(y_hat).all()
+
+
+def test_bf16_training_steps_run_and_states_are_device_independent(tmp_path):
+    run = StageRun(tmp_path / "t", tmp_path / "cache", progress=False, device="cpu", precision="bf16", loader_workers=0)
+    ckpt = train_teacher(space.teacher_config(64), SMOKE, 0.0067, None, run, steps=2)
+    log = [json.loads(line) for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2] and all(np.isfinite(r["loss"]) and r["samples_per_s"] > 0 for r in log)
+    for path in (ckpt, tmp_path / "t" / STATE_FILE):  # every tensor saved on the CPU: loads on any machine
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        tensors = []
+
+        def walk(o):
+            if isinstance(o, torch.Tensor):
+                tensors.append(o)
+            elif isinstance(o, dict):
+                [walk(v) for v in o.values()]
+            elif isinstance(o, (list, tuple)):
+                [walk(v) for v in o]
+        walk(state)
+        assert tensors and all(t.device.type == "cpu" for t in tensors)
+
+
+def _jpegs(folder, n: int, side: int = 256) -> list:
+    """``n`` distinct real-photo JPEGs (crops of scikit-image's astronaut at shifted offsets)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    src = photo("astronaut", (512, 512))
+    paths = []
+    for i in range(n):
+        top, left = (i * 7) % (512 - side), (i * 13) % (512 - side)
+        p = folder / f"{i:05d}.jpg"
+        Image.fromarray(src[top:top + side, left:left + side]).save(p, quality=80)
+        paths.append(p)
+    return paths
+
+
+def _peak_rss_growth(fn) -> int:
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def poll():
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.005)
+
+    t = threading.Thread(target=poll)
+    t.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        t.join()
+    return peak[0] - base
+
+
+def test_streaming_memory_does_not_grow_with_the_file_count(tmp_path):
+    _jpegs(tmp_path / "many", 3000)
+    (tmp_path / "few").mkdir()
+    for p in sorted((tmp_path / "many").iterdir())[:300]:
+        (tmp_path / "few" / p.name).symlink_to(p)
+    growth = {}
+    for name in ("few", "many"):
+        images = list_images(tmp_path / name)
+        steps = len(images.paths) // 8  # every file's worth of samples once
+        batches = Batches(images, 128, 8, steps, seed=0, workers=0)
+        def iterate():
+            for s in range(steps):
+                batches(s)  # used and dropped, as a training step does
+
+        growth[name] = _peak_rss_growth(iterate)
+        assert batches.report.summary()["files_opened"] > 0.5 * len(images.paths)
+    mib = {k: v / 2**20 for k, v in growth.items()}
+    # decoded and kept as float32, 3,000 such photos would be 750 MiB
+    assert mib["many"] < 300 and mib["many"] < mib["few"] + 50, mib
+
+
+def test_streamed_batches_are_reproducible_across_workers_and_resumes(tmp_path):
+    images = list_images(tmp_path) if _jpegs(tmp_path, 20, 160) else None
+    a = Batches(images, 128, 4, 8, seed=3, workers=2)
+    first = [a(s) for s in range(8)]
+    b = Batches(images, 128, 4, 8, seed=3, workers=0)
+    assert torch.equal(b(5), first[5]) and torch.equal(b(6), first[6])  # a resume at step 5
+    assert not torch.equal(first[0], first[1])
+
+
+def test_bad_small_and_listed_files(tmp_path):
+    good = _jpegs(tmp_path / "set", BAD_CHECK_AFTER + 100, 160)
+    (tmp_path / "set" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    Image.fromarray(photo("astronaut", (64, 64))).save(tmp_path / "set" / "tiny.png")
+    # a list file: one path per line, relative to the list's folder
+    (tmp_path / "list.txt").write_text("# training list\n" + "\n".join(f"set/{p.name}" for p in
+                                       sorted((tmp_path / "set").iterdir())) + "\n")
+    images = list_images(tmp_path / "list.txt")
+    assert len(images.paths) == len(good) + 2
+    import io
+    from contextlib import redirect_stderr
+
+    log = io.StringIO()
+    batches = Batches(images, 128, 16, 40, seed=0, workers=0)
+    with redirect_stderr(log):
+        for s in range(40):
+            assert batches(s).shape == (16, 3, 128, 128)
+    summary = batches.report.summary()
+    assert summary["bad_files"] == 1 and summary["small_files"] == 1, summary
+    assert "broken.jpg" in log.getvalue() and "tiny.png" in log.getvalue() and "smaller than" in log.getvalue()
+    # more than 1 % bad files stops the run with one clear line
+    for i in range(10):
+        (tmp_path / "set" / f"bad{i}.jpg").write_bytes(b"garbage")
+    worse = Batches(list_images(tmp_path / "set"), 128, 16, 40, seed=0, workers=2)
+    with pytest.raises(DataError, match=r"not readable images \(more than 1%\)") as e, redirect_stderr(io.StringIO()):
+        for s in range(40):
+            worse(s)
+    assert "\n" not in str(e.value)
+    with pytest.raises(DataError, match="no such data folder"):
+        resolve(str(tmp_path / "missing"), "train")
+
+
+def test_cache_policy_and_on_the_fly_stage(tmp_path, smoke_teacher, capsys):
+    cpu, paper = get_train_preset("cpu"), get_train_preset("paper")
+    assert plan_latents(SMOKE.search_steps, SMOKE.batch, SMOKE.crop, SMOKE.cache_crops, 4, 4).mode == "cache"
+    assert plan_latents(cpu.stage1_steps, cpu.batch, cpu.crop, cpu.cache_crops, 4, 4).mode == "cache"
+    for steps in (paper.stage1_steps, paper.search_steps):
+        plan = plan_latents(steps, paper.batch, paper.crop, paper.cache_crops, 4, 4)
+        assert plan.mode == "on the fly" and "--cache-gib 4" in plan.reason
+    assert bytes_per_crop(256) == 3 * 256 * 256 + 4 * 320 * 16 * 16
+    # a stage that may not cache runs the frozen parts on the fly, and says so
+    run = StageRun(tmp_path / "s1", tmp_path / "cache", progress=False, device="cpu", loader_workers=0, cache_gib=0)
+    ckpt = train_stage1(smoke_teacher, space.get_preset("paper"), SMOKE, 0.0067, None, run)
+    assert ckpt.is_file() and "on the fly" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_memory_mapped_cache_is_shared_by_two_processes(tmp_path):
+    count, crop = 400, 256  # 400 crops x 0.5 MiB = 200 MiB
+    writer = CacheWriter(tmp_path / "cache", count, crop)
+    rng = np.random.default_rng(0)
+    lat = (32, 320, crop // 16, crop // 16)
+    for _ in range(count // 32 + 1):
+        n = min(32, count - writer.filled)
+        if n <= 0:
+            break
+        writer.add(rng.integers(0, 255, (n, 3, crop, crop), dtype=np.uint8),
+                   rng.standard_normal(lat, dtype=np.float32)[:n].astype(np.float16),
+                   rng.standard_normal(lat, dtype=np.float32)[:n].astype(np.float16))
+    cache = writer.close({"count": count})
+    size = sum(a.nbytes for a in cache.arrays.values())
+    code = (
+        "import sys, numpy as np, hashlib; sys.path.insert(0, sys.argv[2])\n"
+        "from asymllic.training.latents import LatentCache\n"
+        "def anon(): return next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('RssAnon'))\n"
+        "base = anon()\n"
+        "c = LatentCache(sys.argv[1]); h = hashlib.sha256()\n"
+        "for i in range(0, len(c), 16):\n"
+        "    x, y, yh = c.rows(np.arange(i, min(i + 16, len(c))))\n"
+        "    h.update(x.numpy().tobytes()); h.update(yh.numpy().tobytes())\n"
+        "print(h.hexdigest(), (anon() - base) / 2**20)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(cache.path), str(ROOT)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0][0] == outs[1][0]  # both read the same crops
+    # each read all 200 MiB, but as file pages the kernel shares (and may drop), not as its own memory
+    for _, private_mib in outs:
+        assert float(private_mib) < 0.25 * size / 2**20, (outs, size)
+    assert len(LatentCache(cache.path)) == count
