@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(study: str, workers: int, threads: int, trials: int, args, root: Path) -> float:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    cmd = [sys.executable, "-m", "search.cli", "search", "--study", study, "--preset", args.preset,
+    cmd = [sys.executable, "-m", "asymllic", "search", "--study", study, "--preset", args.preset,
            "--trials", str(trials), "--steps", str(args.steps), "--workers", str(workers), "--sampler", "random",
            "--teacher", args.teacher, "--root", str(root), "--no-presets"]
     t = time.perf_counter()

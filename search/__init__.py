@@ -1,1 +1,2 @@
-"""Search side: Optuna / Ray Tune drivers, result tables, plots, export and the ``asymllic`` CLI."""
+"""Search side: Optuna / Ray Tune drivers, study storage, result tables, plots and export (a library; the
+``asymllic`` command in ``asymllic.cli`` calls it)."""

@@ -48,6 +48,15 @@ def _trainable(params: dict, spec_dict: dict) -> None:
     tune.report(result)
 
 
+def param_space(part: str) -> dict:
+    """A plain Ray Tune param space of every axis (for Ray's own searchers); conditional axes are sampled and
+    then ignored where they do not apply."""
+    from ray import tune
+
+    return {ax.name: tune.randint(ax.low, ax.high + 1) if ax.is_int else tune.choice(list(ax.choices))
+            for ax in space.axes(part)}
+
+
 class DefineByRun:
     """Ray's OptunaSearch space: asks the Optuna trial for each axis (picklable, for Ray's checkpoints)."""
 

@@ -4,7 +4,7 @@ from .domains import SYNTHESIS_AXES, HYPERPRIOR_AXES, Axis, applicable, axes, co
 from .errors import ConfigError
 from .hyperprior import HYPER_CHANNELS, LATENT_CHANNELS, HyperpriorConfig
 from .presets import PRESETS, get_preset, list_presets, teacher_config
-from .sampling import random_params, ray_param_space, sample_config, suggest_params
+from .sampling import random_params, sample_config, suggest_params
 from .serialize import config_id, dumps, from_dict, load, loads, save, to_dict
 from .synthesis import SynthesisConfig
 
@@ -12,6 +12,6 @@ __all__ = [
     "Axis", "CodecConfig", "applicable", "ConfigError", "HyperpriorConfig", "SynthesisConfig", "PRESETS",
     "HYPER_CHANNELS", "LATENT_CHANNELS", "SYNTHESIS_AXES", "HYPERPRIOR_AXES",
     "axes", "config_from_params", "config_id", "dumps", "from_dict", "get_preset", "list_presets", "load",
-    "loads", "params_from_config", "random_params", "ray_param_space", "sample_config", "save", "suggest_params", "teacher_config",
+    "loads", "params_from_config", "random_params", "sample_config", "save", "suggest_params", "teacher_config",
     "to_dict",
 ]

@@ -1,4 +1,4 @@
-"""Sampling configs from an Optuna trial (define-by-run) or a Ray Tune param space."""
+"""Sampling configs from an Optuna trial (define-by-run; Ray Tune uses it through OptunaSearch) or a seeded RNG."""
 from __future__ import annotations
 
 from typing import Any
@@ -24,13 +24,6 @@ def sample_config(trial: Any, part: str, base: CodecConfig | None = None) -> Cod
     return config_from_params(suggest_params(trial, part), part, base)
 
 
-def ray_param_space(part: str) -> dict:
-    """A Ray Tune param space of every axis; conditional axes are sampled and then ignored where they do not apply."""
-    from ray import tune
-
-    return {ax.name: tune.randint(ax.low, ax.high + 1) if ax.is_int else tune.choice(list(ax.choices)) for ax in axes(part)}
-
-
 def random_params(rng, part: str) -> Params:
     """Seeded sampling without any library (``rng`` is a ``random.Random``): the same axes, uniformly."""
     params: Params = {}
@@ -40,4 +33,4 @@ def random_params(rng, part: str) -> Params:
     return params
 
 
-__all__ = ["suggest_params", "sample_config", "ray_param_space", "random_params", "applicable"]
+__all__ = ["suggest_params", "sample_config", "random_params", "applicable"]

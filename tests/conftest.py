@@ -1,6 +1,8 @@
+import io
 import os
 import subprocess
 import sys
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +40,39 @@ def teacher_ckpt(tmp_path_factory) -> Path:
     return path
 
 
-def run_cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The CLI in a separate process, as a user runs it (``env`` adds to this process's environment)."""
-    proc = subprocess.run([sys.executable, "-m", "search.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
+@contextmanager
+def _environ(extra: dict | None):
+    saved = {k: os.environ.get(k) for k in (extra or {})}
+    os.environ.update({k: str(v) for k, v in (extra or {}).items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_cli(*args, check: bool = True, env: dict | None = None, process: bool = False) -> subprocess.CompletedProcess:
+    """``asymllic ARGS`` as a user runs it: ``main(argv)`` in this process with its output captured, or
+    (``process=True``) a process of its own, where a process must die or a second one must decode."""
+    argv = [str(a) for a in args]
+    if process:
+        proc = subprocess.run([sys.executable, "-m", "asymllic", *argv], capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, **(env or {})})
+    else:
+        from asymllic.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err), _environ(env):
+            try:
+                code = main(argv)
+            except SystemExit as e:  # argparse's usage errors
+                code = e.code if isinstance(e.code, int) else 2
+        proc = subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
     if check and proc.returncode != 0:
-        raise AssertionError(f"asymllic {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+        raise AssertionError(f"asymllic {' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
 
 

@@ -20,7 +20,7 @@ def test_round_trip_across_processes_is_bit_exact(tmp_path, photo_path, teacher_
     alic, png = tmp_path / "a.alic", tmp_path / "a.png"
     out = run_cli("compress", photo_path, alic, "--model", teacher_ckpt, "--device", "cpu")
     assert "bpp" in out.stdout
-    run_cli("decompress", alic, png, "--model", teacher_ckpt, "--device", "cpu")
+    run_cli("decompress", alic, png, "--model", teacher_ckpt, "--device", "cpu", process=True)  # a second process
     decoded = np.asarray(Image.open(png))
     x = read_image(photo_path)
     expected = to_uint8(reconstruct(load_codec(teacher_ckpt), x))

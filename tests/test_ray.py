@@ -21,7 +21,7 @@ from search.table import trials_frame
 def test_ray_search_with_budget_restore_and_mirror(tmp_path, smoke_teacher):
     args = ["search", "--study", "r", "--backend", "ray", "--preset", "smoke", "--trials", "3", "--teacher", smoke_teacher,
             "--root", tmp_path, "--mac-budget", "140"]
-    out = run_cli(*args)
+    out = run_cli(*args, process=True)
     assert "3 trials" in out.stdout
     df = trials_frame(open_study(SearchSpec(study="r", root=str(tmp_path)), create=False))
     assert len(df) == 3
@@ -33,7 +33,7 @@ def test_ray_search_with_budget_restore_and_mirror(tmp_path, smoke_teacher):
     trial_dirs = sorted(p.name for p in (tmp_path / "r" / "trials").iterdir())
     assert len(trial_dirs) == 2
     # the same command again restores the finished experiment: nothing is re-run
-    run_cli(*args)
+    run_cli(*args, process=True)
     assert sorted(p.name for p in (tmp_path / "r" / "trials").iterdir()) == trial_dirs
     assert len(trials_frame(open_study(SearchSpec(study="r", root=str(tmp_path)), create=False))) == 3
 
@@ -101,7 +101,7 @@ def test_ray_cluster_search_resumes_after_the_driver_is_killed(tmp_path, smoke_t
     address, env = ray_cluster
     # without the cluster's token the connection is refused with a one-line error
     refused = run_cli("search", "--study", "x", "--backend", "ray", "--preset", "smoke", "--trials", "1",
-                      "--teacher", smoke_teacher, "--root", tmp_path, "--ray-address", address, check=False,
+                      "--teacher", smoke_teacher, "--root", tmp_path, "--ray-address", address, check=False, process=True,
                       env={"RAY_AUTH_MODE": "disabled", "RAY_gcs_server_port_wait_time_s": "2"})  # 2 tries, not 20
     assert refused.returncode == 2 and "token authentication" in refused.stderr and "Traceback" not in refused.stderr
 
@@ -115,7 +115,7 @@ def test_ray_cluster_search_resumes_after_the_driver_is_killed(tmp_path, smoke_t
         return {p: p.stat().st_mtime_ns for p in trials.glob("*/result.json")
                 if snapshots and p.stat().st_mtime_ns < max(snapshots)}
 
-    driver = subprocess.Popen([sys.executable, "-m", "search.cli", *map(str, args)], cwd=ROOT,
+    driver = subprocess.Popen([sys.executable, "-m", "asymllic", *map(str, args)], cwd=ROOT,
                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not saved_results() and driver.poll() is None and time.monotonic() < deadline:
@@ -125,7 +125,7 @@ def test_ray_cluster_search_resumes_after_the_driver_is_killed(tmp_path, smoke_t
     before = saved_results()
     assert 1 <= len(before) < 4
 
-    run_cli(*args, env=env)  # the same command: Tuner.restore resumes the experiment
+    run_cli(*args, env=env, process=True)  # the same command: Tuner.restore resumes the experiment
     df = trials_frame(open_study(SearchSpec(study="rc", root=str(tmp_path)), create=False))
     assert len(df) == 4 and (df["state"] == "COMPLETE").all() and df["psnr"].notna().all()
     assert {"paper", "teacher"} <= set(df["preset"].dropna())

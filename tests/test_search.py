@@ -90,7 +90,7 @@ def _count(storage_dir, state):
 
 
 def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, smoke_teacher):
-    args = [sys.executable, "-m", "search.cli", "search", "--study", "k", "--preset", "smoke", "--trials", "4",
+    args = [sys.executable, "-m", "asymllic", "search", "--study", "k", "--preset", "smoke", "--trials", "4",
             "--teacher", smoke_teacher, "--root", str(tmp_path), "--heartbeat", "2"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300

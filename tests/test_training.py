@@ -52,7 +52,7 @@ def test_combined_codec_round_trips_across_processes(protocol, tmp_path):
     img = tmp_path / "x.png"
     Image.fromarray(photo("chelsea", (150, 100))).save(img)
     run_cli("compress", img, tmp_path / "x.alic", "--model", protocol["asym"])
-    run_cli("decompress", tmp_path / "x.alic", tmp_path / "y.png", "--model", protocol["asym"])
+    run_cli("decompress", tmp_path / "x.alic", tmp_path / "y.png", "--model", protocol["asym"], process=True)
     expected = to_uint8(reconstruct(load_codec(protocol["asym"]), read_image(img)))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "y.png")), expected)
 

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .cli import main as cli
+from . import main as cli
 
 ROOT = Path(os.environ.get("ASYMLLIC_DEMO_ROOT", "results"))
 TEACHER_STEPS = int(os.environ.get("ASYMLLIC_DEMO_TEACHER_STEPS", "120"))

@@ -33,8 +33,8 @@ def _slug(spec: str) -> str:
 def run_layers(args) -> int:
     from asymllic.complexity import count
 
-    from ..plots import write_figure
-    from ..plots.layers import block_types, layer_macs_figure
+    from search.plots import write_figure
+    from search.plots.layers import block_types, layer_macs_figure
 
     reports, names = {}, {}
     for spec in (args.baseline, args.candidate):
@@ -51,8 +51,8 @@ def run_layers(args) -> int:
 def run_erf(args) -> int:
     from asymllic.analysis import effective_receptive_field
 
-    from ..plots import write_figure
-    from ..plots.erf import erf_figure
+    from search.plots import write_figure
+    from search.plots.erf import erf_figure
 
     model, trained = resolve_model(args.model)
     label = f"{Path(args.model).name} (trained)" if trained else f"{args.model} (random init)"

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import codec, complexity, evaluate, figure, search_cmd, space_cmd, train
+from . import codec, complexity, design_space, evaluate, figure, studies, train
 
-GROUPS = (codec, complexity, space_cmd, figure, train, evaluate, search_cmd)
+GROUPS = (codec, complexity, design_space, figure, train, evaluate, studies)
 
 
 def setup_args() -> argparse.ArgumentParser:

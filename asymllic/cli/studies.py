@@ -74,7 +74,7 @@ def add_parsers(sub) -> None:
 
 
 def run_search(args) -> int:
-    from ..spec import SearchSpec
+    from search.spec import SearchSpec
 
     teacher = args.teacher or str(Path(args.root) / "teacher" / f"{args.preset}-{args.lmbda:g}" / "codec.pt")
     spec = SearchSpec(study=args.study, part=args.part, preset=args.preset, trials=args.trials, backend=args.backend,
@@ -99,20 +99,20 @@ def run_search(args) -> int:
 
     check_writable(spec.dir)  # before the study is touched: an unwritable results folder is one line
     if args.backend == "ray":
-        from ..ray_backend import run_ray
+        from search.ray_backend import run_ray
 
         run_ray(spec)
     else:
-        from ..optuna_backend import run_optuna
+        from search.optuna_backend import run_optuna
 
         run_optuna(spec)
     return _summary(spec.study, spec.storage, spec.root)
 
 
 def _load(args_or_study, storage=None, root="results"):
-    from ..optuna_backend import open_study
-    from ..spec import SearchSpec
-    from ..table import trials_frame
+    from search.optuna_backend import open_study
+    from search.spec import SearchSpec
+    from search.table import trials_frame
 
     spec = SearchSpec(study=args_or_study, storage=storage, root=root)
     try:
@@ -151,9 +151,9 @@ def run_results(args) -> int:
 
 
 def run_pareto(args) -> int:
-    from ..plots import write_figure
-    from ..plots.pareto import history_figure, importance_figure, pareto_figure
-    from ..table import hypervolume_history
+    from search.plots import write_figure
+    from search.plots.pareto import history_figure, importance_figure, pareto_figure
+    from search.table import hypervolume_history
 
     study, df, spec = _load(args.study, args.storage, args.root)
     part = spec.get("part", "synthesis")
@@ -166,7 +166,7 @@ def run_pareto(args) -> int:
 
         import optuna
 
-        from .. import objectives
+        from search import objectives
 
         sign = -1.0 if objectives.directions(part)[0] == "maximize" else 1.0  # PED-ANOVA ranks low targets
         with warnings.catch_warnings():
@@ -186,9 +186,9 @@ def run_factorize(args) -> int:
 
     from asymllic.training import get_train_preset
 
-    from ..factorized import combine_fronts, compare_with_joint, measure
-    from ..plots import write_figure
-    from ..plots.pareto import factorized_figure
+    from search.factorized import combine_fronts, compare_with_joint, measure
+    from search.plots import write_figure
+    from search.plots.pareto import factorized_figure
 
     _, gs, spec = _load(args.synthesis_study, args.storage, args.root)
     _, hp, _ = _load(args.hyperprior_study, args.storage, args.root)
@@ -230,7 +230,7 @@ def run_factorize(args) -> int:
 
 
 def run_export(args) -> int:
-    from ..export import export
+    from search.export import export
 
     _, df, spec = _load(args.study, args.storage, args.root)
     for folder in export(df, spec, Path(args.root) / args.study / "export", args.top, args.trial):
