@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench wheels clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,18 @@ test: setup
 bench: setup
 	$(PY) bench/decode_time.py
 	$(PY) bench/latent_cache.py
+	$(PY) bench/scale.py
+
+# What scripts/gpu_check.sh installs on a GPU machine without network (CPython 3.12, x86-64, torch already
+# there): binary wheels of the small pure or manylinux packages, and CompressAI's source (no cp312 wheel on
+# PyPI; it builds there with the machine's pybind11). Into .whl/, which git ignores; about 6 MiB.
+WHEELS := optuna==5.0.0 alembic==1.20.1 sqlalchemy==2.1.9 mako==1.4.3 colorlog==6.12.0 \
+	thop==0.1.1.post2209072238 pytorch-msssim==1.0.0 bjontegaard==1.3.0
+wheels: setup
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl $(WHEELS)
+	$(PY) -m pip download -q --no-deps --no-binary=:all: -d .whl compressai==1.2.8
 
 clean:
 	rm -rf $(VENV) results/*

@@ -224,3 +224,24 @@ def test_memory_mapped_cache_is_shared_by_two_processes(tmp_path):
     for _, private_mib in outs:
         assert float(private_mib) < 0.25 * size / 2**20, (outs, size)
     assert len(LatentCache(cache.path)) == count
+
+
+def test_gpu_check_runs_in_cpu_mode_without_ray_or_plotly(tmp_path):
+    """scripts/gpu_check.sh, the script a GPU machine runs, in its CPU mode; ray and plotly made unimportable
+    (the GPU machine has neither)."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nfor m in ('ray', 'plotly', 'kaleido'):\n    sys.modules[m] = None\n")
+    env = {**__import__("os").environ, "PYTHON": sys.executable, "PYTHONPATH": str(hide)}
+    env.pop("OUT", None)
+    proc = subprocess.run(["bash", "scripts/gpu_check.sh", "--device", "cpu", "--steps", "2", "--crop", "128",
+                           "--batch", "1", "--search-preset", "smoke", "--loader-workers", "0", "--out", str(tmp_path / "out")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = (tmp_path / "out" / "gpu_check.md").read_text()
+    rows = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["rows"]
+    checks = [r["check"] for r in rows]
+    assert sum(c.startswith("teacher") for c in checks) == 2 and sum(c.startswith("stage") for c in checks) == 8
+    assert any(c.startswith("search") for c in checks) and any("decoded there and on the CPU" in c for c in checks)
+    assert all(r["status"] == "ok" for r in rows) and "bit-exact" in table
+    assert {r["latents"] for r in rows if r["check"].startswith("stage")} == {"cache", "on the fly"}
