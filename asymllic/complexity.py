@@ -26,7 +26,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from .models import ENCODER_PARTS, HYPERPRIOR_PARTS
-from .models.init import meta_model
+from .models.meta import meta_model
 
 CONVENTIONS = ("exact", "thop")
 COMPONENTS = ("g_a", "h_a", "g_s", "hyperprior")

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import space
+from space.anchors import paper_tables
 
 from .complexity import count
-
-ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "asymllic_paper_tables.json"
 
 
 def paper_target(preset: str, tables: dict | None = None):
@@ -16,7 +14,7 @@ def paper_target(preset: str, tables: dict | None = None):
     anchor = space.PRESETS[preset].anchor
     if anchor is None:
         return None
-    tables = tables or json.loads(ANCHORS.read_text())
+    tables = tables or json.loads(paper_tables().read_text())
     key, row, component = anchor
     values = tables[key]["rows"][row]
     return component, values[1:]
@@ -33,7 +31,7 @@ def _widths(cfg: space.CodecConfig, component: str) -> str:
 
 def preset_table(size: tuple = (768, 512)) -> str:
     """Markdown: each anchored preset's compared figures in both conventions, with the paper's and the error."""
-    tables = json.loads(ANCHORS.read_text()) if ANCHORS.exists() else None
+    tables = json.loads(paper_tables().read_text()) if paper_tables().exists() else None
     lines = ["| preset | compared | thop params (M) | thop MACs (G) | paper | error | exact params (M) | exact MACs (G) | config |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name in space.list_presets():

@@ -1,7 +1,7 @@
 """The GPU check: the protocol and a small search at the paper's crop and batch, timed, in one table.
 
     bash scripts/gpu_check.sh [--device cuda] [--steps 200] [--out DIR]      # on a GPU machine
-    bash scripts/gpu_check.sh --device cpu --steps 2 --crop 128 --batch 1 --search-preset smoke  # CPU mode (tests)
+    bash scripts/gpu_check.sh --device cpu --steps 2 --crop 128 --batch 1 --search-schedule smoke  # CPU mode (tests)
 
 Runs, each on a bundled-photo training set: teacher training (fp32, bf16), stage 1 with the paper's g_s
 and stage 2 with the paper's hyperprior path (fp32 and bf16, each from the latent cache and on the
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import space  # noqa: E402
 from asymllic.device import peak_memory_gib, pick_device  # noqa: E402
-from asymllic.training import StageRun, combine, get_train_preset, train_stage1, train_stage2, train_teacher  # noqa: E402
+from asymllic.training import StageRun, combine, get_schedule, train_stage1, train_stage2, train_teacher  # noqa: E402
 
 
 def _log_figures(run_dir: Path, batch: int) -> dict:
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=200, help="training steps of each run")
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--search-preset", default="paper", help="training preset of the search candidates")
+    p.add_argument("--search-schedule", default="paper", help="training schedule of the search candidates")
     p.add_argument("--search-steps", type=int, default=None, help="steps per search candidate (default --steps)")
     p.add_argument("--loader-workers", type=int, default=None)
     p.add_argument("--out", default=os.environ.get("OUT") or "results/gpu_check")
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
           f"{args.steps} steps per run", flush=True)
     precisions = ("fp32", "bf16")
     # the paper's crop and batch; a small cache_crops so that a short run may cache
-    preset = get_train_preset("paper", crop=args.crop, batch=args.batch, cache_crops=64,
+    schedule = get_schedule("paper", crop=args.crop, batch=args.batch, cache_crops=64,
                               checkpoint_every=max(1, args.steps), eval_max_side=0)
     table = Table(device)
 
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
 
     def teacher(precision):
         def fn():
-            ckpts[f"teacher-{precision}"] = train_teacher(space.teacher_config(64), preset, 0.0067, None,
+            ckpts[f"teacher-{precision}"] = train_teacher(space.teacher_config(64), schedule, 0.0067, None,
                                                           stage_run(f"teacher-{precision}", precision), args.steps)
             return _log_figures(work / f"teacher-{precision}", args.batch)
         return fn
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
                     folder = f"{stage}-{precision}-{latents.replace(' ', '-')}"
 
                     def run_stage(fn=fn, folder=folder, precision=precision, cap=cap):
-                        ckpts[folder] = fn(teacher_ckpt, paper, preset, 0.0067, None, stage_run(folder, precision, cap),
+                        ckpts[folder] = fn(teacher_ckpt, paper, schedule, 0.0067, None, stage_run(folder, precision, cap),
                                            args.steps)
                         return _log_figures(work / folder, args.batch)
 
@@ -156,7 +156,7 @@ def _search(args, device, teacher_ckpt, work) -> dict:
     from search.spec import SearchSpec
     from search.table import trials_frame
 
-    spec = SearchSpec(study="gpu-check", part="synthesis", preset=args.search_preset, trials=3, workers=2,
+    spec = SearchSpec(study="gpu-check", part="synthesis", schedule=args.search_schedule, trials=3, workers=2,
                       teacher=str(teacher_ckpt), root=str(work / "studies"), steps=args.search_steps or args.steps,
                       device=str(device), loader_workers=args.loader_workers, heartbeat=0, sampler="random")
     t0 = time.perf_counter()

@@ -4,7 +4,7 @@
 # after `make wheels` here: the wheels and CompressAI's source in .whl/ travel with the source tree and are
 # installed into a folder of their own when the packages are missing (torch, numpy, pandas, scikit-image are
 # expected there). Ray and plotly are not needed. The same script runs in the test suite on the CPU:
-#   bash scripts/gpu_check.sh --device cpu --steps 2 --crop 128 --batch 1 --search-preset smoke
+#   bash scripts/gpu_check.sh --device cpu --steps 2 --crop 128 --batch 1 --search-schedule smoke
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# The whole asymmetric protocol at one preset on the bundled photos:
+# The whole asymmetric protocol at one training schedule on the bundled photos:
 # teacher -> stage 1 (paper g_s) -> stage 2 (paper hyperprior path) -> combine -> eval on held-out photos.
-#   bash scripts/protocol.sh [smoke|cpu|paper] [OUT]     (default: cpu, results/protocol-<preset>)
+#   bash scripts/protocol.sh [smoke|cpu|paper] [OUT]     (default: cpu, results/protocol-<schedule>)
 set -euo pipefail
-preset=${1:-cpu}
-out=${2:-results/protocol-$preset}
+schedule=${1:-cpu}
+out=${2:-results/protocol-$schedule}
 lmbda=${LMBDA:-0.0067}
 A="${ASYMLLIC:-.venv/bin/asymllic}"
 mkdir -p "$out"
-$A teacher train --preset "$preset" --lmbda "$lmbda" --out "$out/teacher"
-$A train stage1 --teacher "$out/teacher/codec.pt" --decoder paper --preset "$preset" --lmbda "$lmbda" --out "$out/stage1" --cache "$out/cache"
-$A train stage2 --teacher "$out/teacher/codec.pt" --hyperprior paper --preset "$preset" --lmbda "$lmbda" --out "$out/stage2" --cache "$out/cache"
+$A teacher train --schedule "$schedule" --lmbda "$lmbda" --out "$out/teacher"
+$A train stage1 --teacher "$out/teacher/codec.pt" --decoder paper --schedule "$schedule" --lmbda "$lmbda" --out "$out/stage1" --cache "$out/cache"
+$A train stage2 --teacher "$out/teacher/codec.pt" --hyperprior paper --schedule "$schedule" --lmbda "$lmbda" --out "$out/stage2" --cache "$out/cache"
 $A train combine --stage1 "$out/stage1/codec.pt" --stage2 "$out/stage2/codec.pt" --out "$out/asymllic.pt"
-max_side=$([ "$preset" = smoke ] && echo 128 || echo 0)
+max_side=$([ "$schedule" = smoke ] && echo 128 || echo 0)
 for m in teacher/codec.pt stage1/codec.pt stage2/codec.pt asymllic.pt; do
   name=$(dirname "$m"); [ "$name" = . ] && name=asymllic
   $A eval "$out/$m" --name "$name" --jpeg --max-side "$max_side" --device cpu --quiet --out "$out/eval-$name.json"

@@ -31,14 +31,14 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
     from asymllic.data import resolve
     from asymllic.errors import AsymllicError
     from asymllic.evaluation import evaluate
-    from asymllic.training import StageRun, combine, get_train_preset, train_stage1, train_stage2
+    from asymllic.training import StageRun, combine, get_schedule, train_stage1, train_stage2
     from asymllic.training.loop import STATE_FILE
 
     if not spec.teacher or not Path(spec.teacher).is_file():
         raise AsymllicError(f"no teacher checkpoint at {spec.teacher!r}; train one with "
-                            f"'asymllic teacher train --preset {spec.preset}' and pass --teacher")
-    preset = get_train_preset(spec.preset)
-    steps = spec.steps or preset.search_steps
+                            f"'asymllic teacher train --schedule {spec.schedule}' and pass --teacher")
+    schedule = get_schedule(spec.schedule)
+    steps = spec.steps or schedule.search_steps
     cache = Path(spec.root) / "cache"
     t0 = time.perf_counter()
 
@@ -49,14 +49,14 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
 
     paths = {}
     if spec.part in ("synthesis", "joint"):
-        paths["stage1"] = train_stage1(spec.teacher, cfg, preset, spec.lmbda, spec.data, run("stage1"), steps)
+        paths["stage1"] = train_stage1(spec.teacher, cfg, schedule, spec.lmbda, spec.data, run("stage1"), steps)
     if spec.part in ("hyperprior", "joint"):
-        paths["stage2"] = train_stage2(spec.teacher, cfg, preset, spec.lmbda, spec.data, run("stage2"), steps)
+        paths["stage2"] = train_stage2(spec.teacher, cfg, schedule, spec.lmbda, spec.data, run("stage2"), steps)
     codec = combine(paths["stage1"], paths["stage2"], trial_dir / "codec.pt") if spec.part == "joint" \
         else next(iter(paths.values()))
     images = resolve(spec.eval_data or "bundled", "eval").paths
     device, _ = run("eval").resolved()
-    result = evaluate(load_codec(codec, device), images, name=trial_dir.name, max_side=preset.eval_max_side,
+    result = evaluate(load_codec(codec, device), images, name=trial_dir.name, max_side=schedule.eval_max_side,
                       progress=False)
     for state in trial_dir.glob(f"stage*/{STATE_FILE}"):  # only a run that may resume needs its optimiser state
         state.unlink()
@@ -73,11 +73,3 @@ def base_config(spec: SearchSpec) -> space.CodecConfig:
 
         return config_and_state(read_checkpoint(spec.teacher), spec.teacher)[0]
     return space.teacher_config(64)
-
-
-def with_part(base: space.CodecConfig, cfg: space.CodecConfig, part: str) -> space.CodecConfig:
-    if part == "synthesis":
-        return replace(base, synthesis=cfg.synthesis)
-    if part == "hyperprior":
-        return replace(base, hyperprior=cfg.hyperprior)
-    return replace(base, synthesis=cfg.synthesis, hyperprior=cfg.hyperprior)

@@ -31,9 +31,9 @@ def card(row: pd.Series, spec: dict, cfg: space.CodecConfig) -> str:
              "## Metrics (held-out photos)", ""]
     lines += [f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in fig.items() if v is not None]
     lines += ["", "## How it was trained", "",
-              f"- part searched: {spec.get('part')}, training preset: {spec.get('preset')}, lambda {spec.get('lmbda')}",
+              f"- part searched: {spec.get('part')}, training schedule: {spec.get('schedule')}, lambda {spec.get('lmbda')}",
               f"- frozen teacher: {spec.get('teacher')}",
-              f"- steps per candidate: {spec.get('steps') or 'preset default'}, seed {spec.get('seed')}",
+              f"- steps per candidate: {spec.get('steps') or 'schedule default'}, seed {spec.get('seed')}",
               "", "## Use", "", "```", "asymllic compress IN.png OUT.alic --codec <this folder>",
               "asymllic decompress OUT.alic OUT.png --codec <this folder>",
               "asymllic complexity <this folder>/config.json", "```", ""]

@@ -36,6 +36,7 @@ def sampler(spec: SearchSpec):
         return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True)
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=spec.seed)
+    assert spec.sampler == "nsga2", spec.sampler  # SearchSpec validates the name
     return optuna.samplers.NSGAIISampler(seed=spec.seed, population_size=max(4, min(50, spec.trials // 3)))
 
 

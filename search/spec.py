@@ -1,10 +1,12 @@
 """What a search is: the study, the part searched, its budget and where it keeps everything."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-PARTS = ("synthesis", "hyperprior", "joint")
+from space.domains import PARTS as _AXES_OF
+
+PARTS = tuple(_AXES_OF)  # synthesis, hyperprior, joint
 BACKENDS = ("optuna", "ray")
 SAMPLERS = ("nsga2", "tpe", "random")
 
@@ -13,7 +15,7 @@ SAMPLERS = ("nsga2", "tpe", "random")
 class SearchSpec:
     study: str
     part: str = "synthesis"
-    preset: str = "cpu"  # training preset of each candidate
+    schedule: str = "cpu"  # training schedule of each candidate (smoke, cpu, paper)
     trials: int = 20
     backend: str = "optuna"
     storage: str | None = None  # default: sqlite:///<root>/<study>/study.db
@@ -27,7 +29,7 @@ class SearchSpec:
     eval_data: str | None = None  # held-out images (default: bundled eval split)
     root: str = "results"
     size: tuple = (768, 512)  # where MACs are counted
-    steps: int | None = None  # override the preset's steps per candidate
+    steps: int | None = None  # override the schedule's steps per candidate
     enqueue_presets: bool = True  # the paper's decoder and the teacher are the first trials
     ray_address: str | None = None
     cpus_per_trial: float = 1.0
@@ -40,7 +42,14 @@ class SearchSpec:
     max_reuse: float = 4.0
     flips: bool = False
     compile: bool = False
-    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        from space import ConfigError
+
+        for name, value, allowed in (("part", self.part, PARTS), ("backend", self.backend, BACKENDS),
+                                     ("sampler", self.sampler, SAMPLERS)):
+            if value not in allowed:
+                raise ConfigError(name, f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
 
     @property
     def dir(self) -> Path:

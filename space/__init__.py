@@ -1,5 +1,5 @@
 """The decoder design space as plain data (no torch): configs, domains, presets, sampling, serialization."""
-from .codec import CodecConfig
+from .config import CodecConfig
 from .domains import SYNTHESIS_AXES, HYPERPRIOR_AXES, Axis, applicable, axes, config_from_params, params_from_config
 from .errors import ConfigError
 from .hyperprior import HYPER_CHANNELS, LATENT_CHANNELS, HyperpriorConfig

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
-from .codec import CodecConfig
+from .config import CodecConfig
 from .hyperprior import HyperpriorConfig
 from .synthesis import NUM_STAGES, SynthesisConfig, attention_width
 
@@ -37,13 +37,13 @@ class Axis:
 
 
 def _attn(p: Params) -> bool:
-    return p.get("g_block") in ("swin", "wtb") and any(p.get(f"g_depth_{i}", 0) for i in range(NUM_STAGES))
+    return p.get("g_block") in ("convtrans", "wtb") and any(p.get(f"g_depth_{i}", 0) for i in range(NUM_STAGES))
 
 
 SYNTHESIS_AXES = (
     Axis("g_upsampler", ("rbu", "conv_k5", "subpel"), doc="upsampler of the first three x2 steps"),
     Axis("g_final_upsampler", ("rbu", "subpel", "conv_k5"), doc="upsampler of the last x2 step (to RGB)"),
-    Axis("g_block", ("wtb", "swin", "res"), doc="block type after each upsampler"),
+    Axis("g_block", ("wtb", "convtrans", "res"), doc="block type after each upsampler"),
     *(Axis(f"g_depth_{i}", low=0, high=3, doc=f"blocks at stage {i}") for i in range(NUM_STAGES)),
     *(Axis(f"g_width_{i}", (32, 48, 64, 96, 128, 160, 192, 256), doc=f"channels at stage {i} (stride {2 ** (NUM_STAGES - i)})")
       for i in range(NUM_STAGES)),
@@ -68,7 +68,7 @@ HYPERPRIOR_AXES = (
     Axis("h_lrp", (True, False), doc="latent residual prediction"),
     Axis("h_hs_width", (64, 96, 128, 192), doc="hyper-decoder width"),
     Axis("h_hs_depth", low=0, high=2, doc="hyper-decoder blocks"),
-    Axis("h_hs_block", ("swin", "wtb", "res"), when=lambda p: p["h_hs_depth"] > 0, doc="hyper-decoder block type"),
+    Axis("h_hs_block", ("convtrans", "wtb", "res"), when=lambda p: p["h_hs_depth"] > 0, doc="hyper-decoder block type"),
     Axis("h_hs_heads", (1, 2, 4), when=lambda p: p["h_hs_depth"] > 0 and p["h_hs_block"] != "res", doc="hyper-decoder heads"),
 )
 

@@ -10,7 +10,7 @@
         y_hat_i += 0.5 * tanh(LRP([support, y_hat_i]))   (if lrp)
 
 TCM-small: 5 slices, max_support 5 (= all, stored as -1), attn_dim 128 (head 16, window 8, 2 blocks, 3 units), shift,
-slice_hidden (224, 128), LRP, hs_width 128 with 2 'swin' blocks (head 32, window 4).
+slice_hidden (224, 128), LRP, hs_width 128 with 2 'convtrans' blocks (head 32, window 4).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class HyperpriorConfig:
     lrp: bool = True  # latent residual prediction
     hs_width: int = 128  # hyper-decoder width
     hs_depth: int = 2  # hyper-decoder blocks
-    hs_block: str = "swin"
+    hs_block: str = "convtrans"
     hs_head_dim: int = 32
     hs_window: int = 4
 
@@ -73,9 +73,9 @@ class HyperpriorConfig:
         check_choice(f"{f}.hs_block", self.hs_block, BLOCKS)
         check_int(f"{f}.hs_head_dim", self.hs_head_dim, *HEAD_DIM_RANGE)
         check_choice(f"{f}.hs_window", self.hs_window, WINDOWS)
-        if self.hs_depth and self.hs_block in ("swin", "wtb"):
-            if self.hs_block == "swin" and self.hs_width % 2:
-                raise ConfigError(f"{f}.hs_width", f"{self.hs_width} must be even for 'swin' blocks")
+        if self.hs_depth and self.hs_block in ("convtrans", "wtb"):
+            if self.hs_block == "convtrans" and self.hs_width % 2:
+                raise ConfigError(f"{f}.hs_width", f"{self.hs_width} must be even for 'convtrans' blocks")
             check_divides(f"{f}.hs_head_dim", self.hs_head_dim, attention_width(self.hs_block, self.hs_width), "the hyper-decoder attention width")
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
-from .codec import CodecConfig
+from .config import CodecConfig
 from .errors import ConfigError
 from .hyperprior import HyperpriorConfig
 from .synthesis import SynthesisConfig
@@ -53,7 +53,7 @@ G_S = {
                                upsamplers=("conv_k5",) * 4, shift=False, head_dims=(32, 16, 8)),
     "rbu": SynthesisConfig(widths=(128, 96, 96), depths=(0, 0, 0), block="res",
                            upsamplers=("rbu",) * 4, shift=False, head_dims=(32, 16, 8)),
-    "tcm_pruned": SynthesisConfig(widths=(96, 112, 80), depths=(0, 0, 2), block="swin",
+    "tcm_pruned": SynthesisConfig(widths=(96, 112, 80), depths=(0, 0, 2), block="convtrans",
                                   upsamplers=("rbu", "rbu", "rbu", "subpel"), shift=True, head_dims=(8, 8, 8)),
     "ours": SynthesisConfig(widths=(128, 96, 64), depths=(1, 1, 1), block="wtb",
                             upsamplers=("rbu",) * 4, shift=False, head_dims=(32, 48, 16), mlp_ratio=2.0),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codec import CodecConfig
+from .config import CodecConfig
 from .domains import Params, applicable, axes, config_from_params
 
 

@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from ._checks import check_known_keys
-from .codec import CodecConfig
+from .config import CodecConfig
 from .errors import ConfigError
 from .hyperprior import HyperpriorConfig
 from .synthesis import SynthesisConfig
 
 _SECTIONS = {"synthesis": SynthesisConfig, "hyperprior": HyperpriorConfig}
 CODEC_KEYS = ("encoder_width", "synthesis", "hyperprior")
+# names of earlier versions, read as today's: TCM's conv/transformer block was called "swin"
+RENAMED = {("synthesis", "block"): {"swin": "convtrans"}, ("hyperprior", "hs_block"): {"swin": "convtrans"}}
 
 
 def to_dict(cfg) -> dict:
@@ -29,6 +31,7 @@ def to_dict(cfg) -> dict:
 def _part_from_dict(kind: type, section: str, data: Any):
     names = [f.name for f in dataclasses.fields(kind)]
     check_known_keys(section, data, names)
+    data = {k: RENAMED.get((section, k), {}).get(v, v) if isinstance(v, str) else v for k, v in data.items()}
     try:
         return kind(**data)
     except TypeError as e:  # pragma: no cover - keys are checked above

@@ -7,7 +7,7 @@
               -> up[2] -> blocks x depths[2] @ widths[2]   (stride 2)
               -> up[3] -> x_hat (3 channels)                (stride 1)
 
-TCM-small is ``widths=(128,)*3, depths=(2,)*3, block="swin", shift=True, head_dims=(32, 16, 8)``
+TCM-small is ``widths=(128,)*3, depths=(2,)*3, block="convtrans", shift=True, head_dims=(32, 16, 8)``
 with ResidualBlockUpsample for the first three upsamplers and a sub-pixel conv for the last.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ._checks import check_choice, check_divides, check_float, check_int, check_
 from .errors import ConfigError
 
 UPSAMPLERS = ("rbu", "conv_k5", "subpel")  # ResidualBlockUpsample, 5x5 deconv (+IGDN), 3x3 sub-pixel conv
-BLOCKS = ("swin", "wtb", "res")  # TCM conv-transformer block, window-transformer block, residual block
+BLOCKS = ("convtrans", "wtb", "res")  # TCM conv-transformer block, window-transformer block, residual block
 WINDOWS = (2, 4, 8, 16, 32)
 HEAD_DIM_RANGE = (2, 256)
 WIDTH_RANGE = (8, 512)
@@ -29,14 +29,14 @@ NUM_STAGES = 3  # stages with blocks; there are NUM_STAGES + 1 upsamplers
 
 def attention_width(block: str, width: int) -> int:
     """Channels the attention of one block sees: TCM blocks split the width in conv and transformer halves."""
-    return width // 2 if block == "swin" else width
+    return width // 2 if block == "convtrans" else width
 
 
 @dataclass(frozen=True)
 class SynthesisConfig:
     widths: tuple = (128, 128, 128)  # channels at stride 8, 4, 2
     depths: tuple = (2, 2, 2)  # blocks per stage (0: upsampler only)
-    block: str = "swin"  # one of BLOCKS
+    block: str = "convtrans"  # one of BLOCKS
     upsamplers: tuple = ("rbu", "rbu", "rbu", "subpel")  # one of UPSAMPLERS per x2 step
     shift: bool = True  # alternate plain (W) and shifted (SW) windows
     head_dims: tuple = (32, 16, 8)  # attention head width per stage
@@ -61,18 +61,18 @@ class SynthesisConfig:
         check_float(f"{f}.mlp_ratio", self.mlp_ratio, *MLP_RANGE)
         for i, h in enumerate(self.head_dims):
             check_int(f"{f}.head_dims[{i}]", h, *HEAD_DIM_RANGE)
-        if self.block == "swin":
+        if self.block == "convtrans":
             for i, w in enumerate(self.widths):
                 if self.depths[i] and w % 2:
-                    raise ConfigError(f"{f}.widths[{i}]", f"{w} must be even for 'swin' blocks (conv and transformer halves)")
-        if self.block in ("swin", "wtb"):
+                    raise ConfigError(f"{f}.widths[{i}]", f"{w} must be even for 'convtrans' blocks (conv and transformer halves)")
+        if self.block in ("convtrans", "wtb"):
             for i, (w, h) in enumerate(zip(self.widths, self.head_dims)):
                 if self.depths[i]:
                     check_divides(f"{f}.head_dims[{i}]", h, attention_width(self.block, w), f"the attention width of stage {i}")
 
     @property
     def uses_attention(self) -> bool:
-        return self.block in ("swin", "wtb") and any(self.depths)
+        return self.block in ("convtrans", "wtb") and any(self.depths)
 
     def stage_strides(self) -> tuple:
         """Stride (downsampling factor vs the image) of each block stage."""

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from space.anchors import anchors_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-ANCHORS = ROOT.parent / "shared" / "anchors"
+ANCHORS = anchors_dir()
 
 
 def photo(name: str = "astronaut", size=(200, 136)) -> np.ndarray:
@@ -78,10 +80,10 @@ def run_cli(*args, check: bool = True, env: dict | None = None, process: bool = 
 
 @pytest.fixture(scope="session")
 def smoke_teacher(tmp_path_factory) -> str:
-    """A TCM-small teacher trained for the smoke preset's few steps (real training, seconds)."""
+    """A TCM-small teacher trained for the smoke schedule's few steps (real training, seconds)."""
     import space
-    from asymllic.training import StageRun, get_train_preset, train_teacher
+    from asymllic.training import StageRun, get_schedule, train_teacher
 
     root = tmp_path_factory.mktemp("smoke_teacher")
-    return str(train_teacher(space.teacher_config(64), get_train_preset("smoke"), 0.0067, None,
+    return str(train_teacher(space.teacher_config(64), get_schedule("smoke"), 0.0067, None,
                              StageRun(root, root / "cache", progress=False)))

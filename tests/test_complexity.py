@@ -97,7 +97,7 @@ def test_memory_estimate_is_counted_without_allocating(tmp_path):
 
     from asymllic.errors import LimitError
     from asymllic.limits import Limits, check
-    from asymllic.models.init import meta_model
+    from asymllic.models.meta import meta_model
 
     teacher = space.get_preset("teacher")
     assert all(p.is_meta for p in meta_model(teacher).parameters())

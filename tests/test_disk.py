@@ -44,7 +44,7 @@ def _one_line_error(proc) -> str:
 
 def test_read_only_results_folder(disk, photo_path, teacher_ckpt, smoke_teacher):
     ro = disk(1, readonly=True)
-    line = _one_line_error(run_cli("search", "--study", "s", "--preset", "smoke", "--trials", "1", "--teacher",
+    line = _one_line_error(run_cli("search", "--study", "s", "--schedule", "smoke", "--trials", "1", "--teacher",
                                    smoke_teacher, "--root", ro, check=False))
     assert f"cannot write {ro}/s: Read-only file system" in line
     line = _one_line_error(run_cli("compress", photo_path, ro / "o.alic", "--model", teacher_ckpt, check=False))
@@ -54,7 +54,7 @@ def test_read_only_results_folder(disk, photo_path, teacher_ckpt, smoke_teacher)
 def test_full_disk_stops_the_search_and_keeps_the_study(disk, tmp_path, smoke_teacher):
     root = disk(300)  # room for the first candidate (a 174 MB codec), not for a second one
     db = tmp_path / "study.db"
-    args = ["search", "--study", "full", "--preset", "smoke", "--trials", "2", "--teacher", smoke_teacher,
+    args = ["search", "--study", "full", "--schedule", "smoke", "--trials", "2", "--teacher", smoke_teacher,
             "--root", root, "--storage", f"sqlite:///{db}"]
     line = _one_line_error(run_cli(*args, check=False))
     assert "No space left on device" in line and str(root) in line and "intact with 1 finished trials" in line

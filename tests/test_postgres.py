@@ -67,7 +67,7 @@ def test_two_separately_started_workers_share_a_postgres_study(tmp_path, smoke_t
     from search.table import pareto_mask, trials_frame
 
     name = "pg"
-    args = [sys.executable, "-m", "asymllic", "search", "--study", name, "--preset", "smoke", "--trials", "4",
+    args = [sys.executable, "-m", "asymllic", "search", "--study", name, "--schedule", "smoke", "--trials", "4",
             "--teacher", smoke_teacher, "--root", str(tmp_path), "--storage", fresh_db, "--sampler", "random"]
     procs = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:

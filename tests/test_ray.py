@@ -19,7 +19,7 @@ from search.table import trials_frame
 
 
 def test_ray_search_with_budget_restore_and_mirror(tmp_path, smoke_teacher):
-    args = ["search", "--study", "r", "--backend", "ray", "--preset", "smoke", "--trials", "3", "--teacher", smoke_teacher,
+    args = ["search", "--study", "r", "--backend", "ray", "--schedule", "smoke", "--trials", "3", "--teacher", smoke_teacher,
             "--root", tmp_path, "--mac-budget", "140"]
     out = run_cli(*args, process=True)
     assert "3 trials" in out.stdout
@@ -100,12 +100,12 @@ def ray_cluster():
 def test_ray_cluster_search_resumes_after_the_driver_is_killed(tmp_path, smoke_teacher, ray_cluster):
     address, env = ray_cluster
     # without the cluster's token the connection is refused with a one-line error
-    refused = run_cli("search", "--study", "x", "--backend", "ray", "--preset", "smoke", "--trials", "1",
+    refused = run_cli("search", "--study", "x", "--backend", "ray", "--schedule", "smoke", "--trials", "1",
                       "--teacher", smoke_teacher, "--root", tmp_path, "--ray-address", address, check=False, process=True,
                       env={"RAY_AUTH_MODE": "disabled", "RAY_gcs_server_port_wait_time_s": "2"})  # 2 tries, not 20
     assert refused.returncode == 2 and "token authentication" in refused.stderr and "Traceback" not in refused.stderr
 
-    args = ["search", "--study", "rc", "--backend", "ray", "--preset", "smoke", "--trials", "4", "--teacher",
+    args = ["search", "--study", "rc", "--backend", "ray", "--schedule", "smoke", "--trials", "4", "--teacher",
             smoke_teacher, "--root", tmp_path, "--ray-address", address]
     trials, state = tmp_path / "rc" / "trials", tmp_path / "rc" / "ray" / "tune"
 

@@ -15,13 +15,13 @@ import space
 from asymllic.data import BAD_CHECK_AFTER, Batches, DataError, list_images, resolve
 from asymllic.device import DeviceError, autocast, pick_device, pick_precision
 from asymllic.models import LicCodec
-from asymllic.training import StageRun, get_train_preset, train_stage1, train_teacher
+from asymllic.training import StageRun, get_schedule, train_stage1, train_teacher
 from asymllic.training.latents import CacheWriter, LatentCache, bytes_per_crop, plan_latents
 from asymllic.training.loop import STATE_FILE
 from conftest import ROOT, photo
 from asymllic.cli import main
 
-SMOKE = get_train_preset("smoke")
+SMOKE = get_schedule("smoke")
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 
@@ -30,9 +30,9 @@ def test_cuda_asked_for_without_a_gpu_is_one_line(tmp_path, capsys):
     with pytest.raises(DeviceError, match="no CUDA device"):
         pick_device("cuda:1")
     assert pick_device("auto").type == "cpu" and pick_precision("auto", torch.device("cpu")) == "fp32"
-    for argv in (["teacher", "train", "--preset", "smoke", "--device", "cuda", "--out", str(tmp_path / "t")],
+    for argv in (["teacher", "train", "--schedule", "smoke", "--device", "cuda", "--out", str(tmp_path / "t")],
                  ["train", "stage1", "--teacher", "x.pt", "--decoder", "paper", "--device", "cuda:0"],
-                 ["search", "--study", "s", "--preset", "smoke", "--device", "cuda", "--root", str(tmp_path),
+                 ["search", "--study", "s", "--schedule", "smoke", "--device", "cuda", "--root", str(tmp_path),
                   "--teacher", __file__]):
         assert main(argv) == 2
         err = capsys.readouterr().err
@@ -177,7 +177,7 @@ def test_bad_small_and_listed_files(tmp_path):
 
 
 def test_cache_policy_and_on_the_fly_stage(tmp_path, smoke_teacher, capsys):
-    cpu, paper = get_train_preset("cpu"), get_train_preset("paper")
+    cpu, paper = get_schedule("cpu"), get_schedule("paper")
     assert plan_latents(SMOKE.search_steps, SMOKE.batch, SMOKE.crop, SMOKE.cache_crops, 4, 4).mode == "cache"
     assert plan_latents(cpu.stage1_steps, cpu.batch, cpu.crop, cpu.cache_crops, 4, 4).mode == "cache"
     for steps in (paper.stage1_steps, paper.search_steps):
@@ -235,7 +235,7 @@ def test_gpu_check_runs_in_cpu_mode_without_ray_or_plotly(tmp_path):
     env = {**__import__("os").environ, "PYTHON": sys.executable, "PYTHONPATH": str(hide)}
     env.pop("OUT", None)
     proc = subprocess.run(["bash", "scripts/gpu_check.sh", "--device", "cpu", "--steps", "2", "--crop", "128",
-                           "--batch", "1", "--search-preset", "smoke", "--loader-workers", "0", "--out", str(tmp_path / "out")],
+                           "--batch", "1", "--search-schedule", "smoke", "--loader-workers", "0", "--out", str(tmp_path / "out")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = (tmp_path / "out" / "gpu_check.md").read_text()

@@ -1,4 +1,4 @@
-"""Real Optuna studies on SQLite at the smoke preset: objectives, budget, crashes, kills, workers, export."""
+"""Real Optuna studies on SQLite at the smoke schedule: objectives, budget, crashes, kills, workers, export."""
 import json
 import os
 import signal
@@ -33,7 +33,7 @@ def fake_evaluate(calls, crash_at=None):
 
 
 def spec_for(tmp_path, smoke_teacher, **kw):
-    return SearchSpec(study="t", preset="smoke", teacher=smoke_teacher, root=str(tmp_path), **kw)
+    return SearchSpec(study="t", schedule="smoke", teacher=smoke_teacher, root=str(tmp_path), **kw)
 
 
 def test_two_objective_study_end_to_end(tmp_path, smoke_teacher):
@@ -90,7 +90,7 @@ def _count(storage_dir, state):
 
 
 def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, smoke_teacher):
-    args = [sys.executable, "-m", "asymllic", "search", "--study", "k", "--preset", "smoke", "--trials", "4",
+    args = [sys.executable, "-m", "asymllic", "search", "--study", "k", "--schedule", "smoke", "--trials", "4",
             "--teacher", smoke_teacher, "--root", str(tmp_path), "--heartbeat", "2"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
@@ -120,7 +120,7 @@ def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, smoke
 
 
 def test_two_worker_processes_share_one_sqlite_study(tmp_path, smoke_teacher):
-    run_cli("search", "--study", "w", "--preset", "smoke", "--trials", "4", "--workers", "2", "--teacher", smoke_teacher,
+    run_cli("search", "--study", "w", "--schedule", "smoke", "--trials", "4", "--workers", "2", "--teacher", smoke_teacher,
             "--root", tmp_path, "--no-presets")
     study = open_study(SearchSpec(study="w", root=str(tmp_path)), create=False)
     assert sum(t.state.name == "COMPLETE" for t in study.trials) >= 4
@@ -137,7 +137,7 @@ def test_pareto_mask_is_the_non_dominated_set():
 def test_same_seed_same_configs_and_metrics(tmp_path, smoke_teacher):
     frames = []
     for run in ("a", "b"):
-        spec = SearchSpec(study="d", preset="smoke", teacher=smoke_teacher, root=str(tmp_path / run), trials=3,
+        spec = SearchSpec(study="d", schedule="smoke", teacher=smoke_teacher, root=str(tmp_path / run), trials=3,
                           sampler="nsga2", seed=11, enqueue_presets=False)
         frames.append(trials_frame(run_optuna(spec)).sort_values("number"))
     a, b = frames
@@ -147,7 +147,7 @@ def test_same_seed_same_configs_and_metrics(tmp_path, smoke_teacher):
 
 def test_factorized_fronts_combine_into_real_codecs(tmp_path, smoke_teacher):
     for part in ("synthesis", "hyperprior"):
-        run_optuna(SearchSpec(study=part[:2], part=part, preset="smoke", teacher=smoke_teacher, root=str(tmp_path),
+        run_optuna(SearchSpec(study=part[:2], part=part, schedule="smoke", teacher=smoke_teacher, root=str(tmp_path),
                               trials=2, enqueue_presets=True))
     out = run_cli("factorize", "sy", "hy", "--root", tmp_path, "--measure", "1", "--max-side", "128",
                   "--csv", tmp_path / "pairs.csv").stdout
@@ -162,7 +162,7 @@ def test_factorized_fronts_combine_into_real_codecs(tmp_path, smoke_teacher):
     assert (tmp_path / "sy+hy" / "factorized.html").is_file()
 
     # beside a joint study: the paper's and the teacher's decoders were trained both ways
-    run_optuna(SearchSpec(study="jo", part="joint", preset="smoke", teacher=smoke_teacher, root=str(tmp_path),
+    run_optuna(SearchSpec(study="jo", part="joint", schedule="smoke", teacher=smoke_teacher, root=str(tmp_path),
                           trials=2, enqueue_presets=True))
     out = run_cli("factorize", "sy", "hy", "--root", tmp_path, "--joint", "jo", "--no-png").stdout
     same = pd.read_csv(tmp_path / "sy+hy" / "vs-jo.csv")

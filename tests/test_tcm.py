@@ -8,7 +8,7 @@ import torch
 import space
 from asymllic.checkpoint import load_codec
 from asymllic.errors import CheckpointError
-from asymllic.models.init import meta_model
+from asymllic.models.meta import meta_model
 from conftest import ANCHORS
 
 REF = json.loads((ANCHORS / "tcm_state_dict_shapes.json").read_text())["models"]

@@ -1,4 +1,4 @@
-"""The protocol end to end at the smoke preset, resume after an interruption, divergence and bad data."""
+"""The protocol end to end at the smoke schedule, resume after an interruption, divergence and bad data."""
 import json
 from pathlib import Path
 
@@ -12,11 +12,11 @@ from asymllic.checkpoint import load_codec
 from asymllic.coding import reconstruct
 from asymllic.data import DataError, resolve, scan
 from asymllic.images import read_image, to_uint8
-from asymllic.training import StageRun, TrainingDiverged, combine, get_train_preset, train_stage1, train_stage2, train_teacher
+from asymllic.training import StageRun, TrainingDiverged, combine, get_schedule, train_stage1, train_stage2, train_teacher
 from asymllic.training.loop import STATE_FILE, LoopSpec, run_loop
 from conftest import photo, run_cli
 
-SMOKE = get_train_preset("smoke")
+SMOKE = get_schedule("smoke")
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +99,9 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
 def test_cli_resumes_a_killed_teacher_run(tmp_path):
     out = tmp_path / "t"
     # a run that stops after its first checkpoint, as a killed one does, then the same command again
-    run_cli("teacher", "train", "--preset", "smoke", "--steps", "2", "--out", out, "--quiet")
+    run_cli("teacher", "train", "--schedule", "smoke", "--steps", "2", "--out", out, "--quiet")
     assert torch.load(out / STATE_FILE, weights_only=True)["step"] == 2
-    run_cli("teacher", "train", "--preset", "smoke", "--steps", "3", "--out", out, "--quiet")
+    run_cli("teacher", "train", "--schedule", "smoke", "--steps", "3", "--out", out, "--quiet")
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
 
@@ -136,11 +136,11 @@ def test_bad_data(tmp_path):
     s = scan(tmp_path / "mixed")  # an evaluation set is verified file by file
     assert [p.name for p in s.paths] == ["good.png"] and [p.name for p, _ in s.skipped] == ["broken.png"]
     # a training set is streamed: the broken file is found when drawn, and 1 of 2 is over the 1 % limit
-    proc = run_cli("teacher", "train", "--preset", "smoke", "--steps", "3", "--batch", "4", "--data", tmp_path / "mixed",
+    proc = run_cli("teacher", "train", "--schedule", "smoke", "--steps", "3", "--batch", "4", "--data", tmp_path / "mixed",
                    "--out", tmp_path / "t", "--quiet", "--device", "cpu", check=False)
     assert proc.returncode == 2 and "broken.png" in proc.stderr and "more than 1%" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
-    bad = run_cli("teacher", "train", "--preset", "smoke", "--data", tmp_path / "empty", "--out", tmp_path / "u", check=False)
+    bad = run_cli("teacher", "train", "--schedule", "smoke", "--data", tmp_path / "empty", "--out", tmp_path / "u", check=False)
     assert bad.returncode == 2 and "no usable images" in bad.stderr and "Traceback" not in bad.stderr
 
 

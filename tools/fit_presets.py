@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 import space
 from asymllic.complexity import count
+from space.anchors import paper_tables
 
-ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "asymllic_paper_tables.json"
 
 GRIDS = {
     "g_s/conv_k5": ("synthesis", {"widths": [(a, b, c) for a in (96, 128, 160) for b in (64, 96, 128) for c in (32, 48, 64)]}),
@@ -41,7 +41,7 @@ GRIDS = {
 
 
 def target(preset: str) -> tuple:
-    tables = json.loads(ANCHORS.read_text())
+    tables = json.loads(paper_tables().read_text())
     key, row, component = space.PRESETS[preset].anchor
     return component, tables[key]["rows"][row][1:3]
 

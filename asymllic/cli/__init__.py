@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import codec, complexity, design_space, evaluate, figure, studies, train
+from . import coding, complexity, design_space, evaluate, figure, studies, train
 
-GROUPS = (codec, complexity, design_space, figure, train, evaluate, studies)
+GROUPS = (coding, complexity, design_space, figure, train, evaluate, studies)
 
 
 def setup_args() -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """``make demo``: a small real search on this machine, ending with a Pareto plot and an exported codec.
 
 Steps (each resumable; a second run reuses what the first finished):
-1. train a small TCM-small teacher on the photos bundled with scikit-image (cpu preset, few steps);
+1. train a small TCM-small teacher on the photos bundled with scikit-image (cpu schedule, few steps);
 2. search synthesis decoders with Optuna NSGA-II (the paper's decoder and the teacher are the first trials),
    each candidate fine-tuned by stage 1 on cached latents and scored on held-out photos;
 3. write the Pareto plot, export the best candidate and use it as a real codec on a held-out photo.
@@ -36,10 +36,10 @@ def main() -> int:
     step("1/5 complexity of the teacher and of the paper's decoder (paper's thop convention)",
          ["complexity", "tcm-small", "--convention", "thop"])
     run(["complexity", "paper", "--convention", "thop"])
-    step(f"2/5 train a small teacher ({TEACHER_STEPS} steps, cpu preset, bundled photos)",
-         ["teacher", "train", "--preset", "cpu", "--steps", TEACHER_STEPS, "--out", teacher_dir])
+    step(f"2/5 train a small teacher ({TEACHER_STEPS} steps, cpu schedule, bundled photos)",
+         ["teacher", "train", "--schedule", "cpu", "--steps", TEACHER_STEPS, "--out", teacher_dir])
     step(f"3/5 search {TRIALS} synthesis decoders (stage 1, {STEPS} steps each)",
-         ["search", "--study", "demo", "--part", "synthesis", "--preset", "cpu", "--trials", TRIALS, "--steps", STEPS,
+         ["search", "--study", "demo", "--part", "synthesis", "--schedule", "cpu", "--trials", TRIALS, "--steps", STEPS,
           "--teacher", teacher_dir / "codec.pt", "--root", ROOT])
     step("4/5 results, Pareto plot and export", ["results", "demo", "--root", ROOT])
     run(["pareto", "demo", "--root", ROOT])

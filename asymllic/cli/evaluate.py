@@ -6,7 +6,6 @@ from pathlib import Path
 
 from .common import add_device_arg
 
-KODAK_ANCHORS = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "kodak"
 
 
 def add_parsers(sub) -> None:
@@ -70,7 +69,9 @@ def run_bdrate(args) -> int:
 
     anchors = list(args.anchor)
     if args.kodak:
-        anchors += [str(KODAK_ANCHORS / f) for f in ("bpg_444_x265_ycbcr.json", "vtm.json") if (KODAK_ANCHORS / f).exists()]
+        from space.anchors import kodak_dir
+
+        anchors += [str(kodak_dir() / f) for f in ("bpg_444_x265_ycbcr.json", "vtm.json") if (kodak_dir() / f).exists()]
     if not anchors:
         raise AsymllicError("bdrate needs at least one --anchor (or --kodak)")
     for test in args.test:

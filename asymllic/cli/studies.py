@@ -4,6 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from asymllic.training.schedules import SCHEDULES
+
+from search.spec import BACKENDS, PARTS, SAMPLERS
+
 from .common import add_run_args, parse_size
 
 
@@ -16,18 +20,18 @@ def _study_args(p) -> None:
 def add_parsers(sub) -> None:
     p = sub.add_parser("search", help="multi-objective search over decoder configs (Optuna or Ray Tune)")
     p.add_argument("--study", required=True)
-    p.add_argument("--part", choices=("synthesis", "hyperprior", "joint"), default="synthesis")
-    p.add_argument("--preset", choices=("smoke", "cpu", "paper"), default="cpu")
+    p.add_argument("--part", choices=PARTS, default="synthesis")
+    p.add_argument("--schedule", choices=tuple(SCHEDULES), default="cpu", help="training schedule of each candidate")
     p.add_argument("--trials", type=int, default=20)
-    p.add_argument("--backend", choices=("optuna", "ray"), default="optuna")
+    p.add_argument("--backend", choices=BACKENDS, default="optuna")
     p.add_argument("--storage", default=None, help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (Optuna) or concurrent trials (Ray)")
     p.add_argument("--mac-budget", type=float, default=None, help="decoder GMACs at --size; over it a candidate is not trained")
     p.add_argument("--teacher", default=None, help="frozen teacher checkpoint (ours or official LIC_TCM)")
     p.add_argument("--lmbda", type=float, default=0.0067)
-    p.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default="nsga2")
+    p.add_argument("--sampler", choices=SAMPLERS, default="nsga2")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per candidate (default: the preset's)")
+    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per candidate (default: the schedule's)")
     p.add_argument("--data", default=None, help="training images (default: bundled photos)")
     p.add_argument("--eval-data", default=None, help="held-out images (default: bundled eval photos)")
     p.add_argument("--size", type=parse_size, default=(768, 512), help="where MACs are counted")
@@ -59,7 +63,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--root", default="results")
     p.add_argument("--measure", type=int, default=0, help="combine and evaluate the K cheapest joint-front pairs")
     p.add_argument("--max-side", type=int, default=None,
-                   help="centre-crop held-out photos for --measure (default: as the studies' training preset)")
+                   help="centre-crop held-out photos for --measure (default: as the studies' training schedule)")
     p.add_argument("--joint", default=None, help="a joint study to compare the factorized front with")
     p.add_argument("--no-png", action="store_true")
     p.add_argument("--csv", default=None)
@@ -76,8 +80,8 @@ def add_parsers(sub) -> None:
 def run_search(args) -> int:
     from search.spec import SearchSpec
 
-    teacher = args.teacher or str(Path(args.root) / "teacher" / f"{args.preset}-{args.lmbda:g}" / "codec.pt")
-    spec = SearchSpec(study=args.study, part=args.part, preset=args.preset, trials=args.trials, backend=args.backend,
+    teacher = args.teacher or str(Path(args.root) / "teacher" / f"{args.schedule}-{args.lmbda:g}" / "codec.pt")
+    spec = SearchSpec(study=args.study, part=args.part, schedule=args.schedule, trials=args.trials, backend=args.backend,
                       storage=args.storage, workers=args.workers, mac_budget=args.mac_budget, teacher=teacher,
                       lmbda=args.lmbda, seed=args.seed, sampler=args.sampler, data=args.data, eval_data=args.eval_data,
                       root=args.root, size=tuple(args.size), steps=args.steps, enqueue_presets=not args.no_presets,
@@ -93,7 +97,7 @@ def run_search(args) -> int:
     if not Path(teacher).is_file():
         from asymllic.errors import AsymllicError
 
-        raise AsymllicError(f"no teacher checkpoint at {teacher}; run 'asymllic teacher train --preset {args.preset}' "
+        raise AsymllicError(f"no teacher checkpoint at {teacher}; run 'asymllic teacher train --schedule {args.schedule}' "
                             "or pass --teacher")
     from asymllic.files import check_writable
 
@@ -184,7 +188,7 @@ def run_pareto(args) -> int:
 def run_factorize(args) -> int:
     import pandas as pd
 
-    from asymllic.training import get_train_preset
+    from asymllic.training import get_schedule
 
     from search.factorized import combine_fronts, compare_with_joint, measure
     from search.plots import write_figure
@@ -201,7 +205,7 @@ def run_factorize(args) -> int:
     out = Path(args.root) / f"{args.synthesis_study}+{args.hyperprior_study}"
     measured = None
     if args.measure:
-        max_side = args.max_side if args.max_side is not None else get_train_preset(spec.get("preset", "cpu")).eval_max_side
+        max_side = args.max_side if args.max_side is not None else get_schedule(spec.get("schedule", "cpu")).eval_max_side
         measured = measure(pairs, out, eval_data=spec.get("eval_data"), max_side=max_side, top=args.measure)
         print("\nfactorized pairs combined into codecs and measured:")
         with pd.option_context("display.width", 200):

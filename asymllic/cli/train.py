@@ -3,16 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from asymllic.training.schedules import SCHEDULES
+
 from .common import add_run_args, resolve_config, stage_run
 
 
 def _common(p, out_default: str) -> None:
-    p.add_argument("--preset", choices=("smoke", "cpu", "paper"), default="cpu", help="sizes and step counts")
+    p.add_argument("--schedule", choices=tuple(SCHEDULES), default="cpu", help="training schedule: sizes and step counts")
     p.add_argument("--lmbda", type=float, default=0.0067, help="rate-distortion trade-off (CompressAI convention)")
     p.add_argument("--data", default=None, help="image folder (default: the photos bundled with scikit-image)")
     p.add_argument("--out", default=None, help=f"run folder (default: {out_default})")
-    p.add_argument("--steps", type=int, default=None, help="override the preset's step count")
-    p.add_argument("--batch", type=int, default=None, help="override the preset's batch size")
+    p.add_argument("--steps", type=int, default=None, help="override the schedule's step count")
+    p.add_argument("--batch", type=int, default=None, help="override the schedule's batch size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default="results/cache", help="latent cache folder")
     add_run_args(p)
@@ -24,7 +26,7 @@ def add_parsers(sub) -> None:
     tsub = t.add_subparsers(dest="teacher_command", required=True, metavar="WHAT")
     p = tsub.add_parser("train", help="train a teacher from scratch (RD loss + aux loss, Adam)")
     p.add_argument("--config", default="teacher", help="teacher preset or config (default: TCM-small)")
-    _common(p, "results/teacher/<preset>-<lambda>")
+    _common(p, "results/teacher/<schedule>-<lambda>")
     p.set_defaults(run=run_teacher)
 
     t = sub.add_parser("train", help="asymmetric training stages")
@@ -46,18 +48,18 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=run_combine)
 
 
-def _run_and_preset(args, default_out: Path):
-    from asymllic.training import get_train_preset
+def _schedule_and_run(args, default_out: Path):
+    from asymllic.training import get_schedule
 
-    preset = get_train_preset(args.preset, batch=args.batch)
-    return preset, stage_run(args, Path(args.out) if args.out else default_out)
+    schedule = get_schedule(args.schedule, batch=args.batch)
+    return schedule, stage_run(args, Path(args.out) if args.out else default_out)
 
 
 def run_teacher(args) -> int:
     from asymllic.training import train_teacher
 
-    preset, run = _run_and_preset(args, Path("results/teacher") / f"{args.preset}-{args.lmbda:g}")
-    print(train_teacher(resolve_config(args.config), preset, args.lmbda, args.data, run, args.steps))
+    schedule, run = _schedule_and_run(args, Path("results/teacher") / f"{args.schedule}-{args.lmbda:g}")
+    print(train_teacher(resolve_config(args.config), schedule, args.lmbda, args.data, run, args.steps))
     return 0
 
 
@@ -66,9 +68,9 @@ def run_stage(args) -> int:
     from asymllic.training import train_stage1, train_stage2
 
     cfg = resolve_config(args.decoder if args.stage == "stage1" else args.hyperprior)
-    preset, run = _run_and_preset(args, Path("results") / args.stage / f"{space.config_id(cfg)}-{args.preset}-{args.lmbda:g}")
+    schedule, run = _schedule_and_run(args, Path("results") / args.stage / f"{space.config_id(cfg)}-{args.schedule}-{args.lmbda:g}")
     fn = train_stage1 if args.stage == "stage1" else train_stage2
-    print(fn(args.teacher, cfg, preset, args.lmbda, args.data, run, args.steps))
+    print(fn(args.teacher, cfg, schedule, args.lmbda, args.data, run, args.steps))
     return 0
 
 

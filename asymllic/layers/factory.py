@@ -10,7 +10,7 @@ from .transformer import ConvTransBlock, WindowTransformerBlock
 
 # block(width, head_dim, window, shifted, mlp_ratio) -> module keeping (B, width, H, W)
 _BLOCKS: dict[str, Callable[..., nn.Module]] = {
-    "swin": lambda width, head_dim, window, shifted, mlp_ratio: ConvTransBlock(width // 2, head_dim, window, shifted, mlp_ratio),
+    "convtrans": lambda width, head_dim, window, shifted, mlp_ratio: ConvTransBlock(width // 2, head_dim, window, shifted, mlp_ratio),
     "wtb": lambda width, head_dim, window, shifted, mlp_ratio: WindowTransformerBlock(width, head_dim, window, shifted, mlp_ratio),
     "res": lambda width, head_dim, window, shifted, mlp_ratio: ResidualBlock(width, width),
 }

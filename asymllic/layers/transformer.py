@@ -2,7 +2,7 @@
 
 - ``TransformerBlock``: pre-norm window-MSA + MLP on (B, H, W, C) (TCM's ``Block``).
 - ``WindowTransformerBlock`` ('wtb'): one TransformerBlock on a (B, C, H, W) map (the paper's WTB).
-- ``ConvTransBlock`` ('swin'): TCM's mixed block, a residual conv half and a transformer half.
+- ``ConvTransBlock`` ('convtrans'): TCM's mixed block, a residual conv half and a transformer half.
 - ``SwinStack``: TransformerBlocks ``block_1 .. block_n`` on (B, C, H, W) (SWAtten's non-local branch).
 """
 from __future__ import annotations

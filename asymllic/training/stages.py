@@ -29,7 +29,7 @@ from ..metrics import distortion_loss, rd_loss
 from ..models import ENTROPY_TABLES, HYPERPRIOR_PARTS, LicCodec
 from .latents import FrozenOnTheFly, latent_cache, plan_latents
 from .loop import LoopSpec, run_loop
-from .presets import TrainPreset
+from .schedules import Schedule
 
 CODEC_FILE = "codec.pt"
 
@@ -69,14 +69,14 @@ def warm_start(model: LicCodec, source: LicCodec) -> list:
     return sorted(copied)
 
 
-def _loop(name: str, run: StageRun, model: LicCodec, params: list, step_fn, preset: TrainPreset, steps: int,
+def _loop(name: str, run: StageRun, model: LicCodec, params: list, step_fn, schedule: Schedule, steps: int,
           aux: list | None = None) -> dict:
     device, precision = run.resolved()
     return run_loop(LoopSpec(name=name, run_dir=run.out_dir, model=model, params=params, step_fn=step_fn,
-                             steps=steps, lr=preset.lr, lr_drop_at=int(steps * preset.lr_drop),
-                             lr_after=preset.lr_after, checkpoint_every=preset.checkpoint_every,
+                             steps=steps, lr=schedule.lr, lr_drop_at=int(steps * schedule.lr_drop),
+                             lr_after=schedule.lr_after, checkpoint_every=schedule.checkpoint_every,
                              aux_params=aux or [], progress=run.progress, device=device, precision=precision,
-                             batch=preset.batch))
+                             batch=schedule.batch))
 
 
 def _compiled(model: LicCodec, parts: tuple, run: StageRun) -> None:
@@ -97,20 +97,20 @@ def _split_aux(named) -> tuple:
     return main, aux
 
 
-def _batches(data: str | None, preset: TrainPreset, steps: int, run: StageRun) -> Batches:
+def _batches(data: str | None, schedule: Schedule, steps: int, run: StageRun) -> Batches:
     images = resolve(data, "train")
     images.report()
-    return Batches(images, preset.crop, preset.batch, steps, run.seed, run.workers(), run.resolved()[0], run.flips)
+    return Batches(images, schedule.crop, schedule.batch, steps, run.seed, run.workers(), run.resolved()[0], run.flips)
 
 
-def train_teacher(config: CodecConfig, preset: TrainPreset, lmbda: float, data: str | None, run: StageRun,
+def train_teacher(config: CodecConfig, schedule: Schedule, lmbda: float, data: str | None, run: StageRun,
                   steps: int | None = None) -> Path:
     device, _ = run.resolved()
     prepare(device)
-    steps = steps or preset.steps("teacher")
+    steps = steps or schedule.steps("teacher")
     torch.manual_seed(run.seed)
     model = LicCodec(config).to(device)
-    batches = _batches(data, preset, steps, run)
+    batches = _batches(data, schedule, steps, run)
 
     def step_fn(step: int) -> dict:
         x = batches(step)
@@ -118,8 +118,8 @@ def train_teacher(config: CodecConfig, preset: TrainPreset, lmbda: float, data: 
 
     params, aux = _split_aux(model.named_parameters())
     _compiled(model, ("g_a", "g_s"), run)
-    metrics = _loop("teacher", run, model, params, step_fn, preset, steps, aux)
-    return _finish(model, run, {"stage": "teacher", "preset": preset.name, "lmbda": lmbda, "last": metrics,
+    metrics = _loop("teacher", run, model, params, step_fn, schedule, steps, aux)
+    return _finish(model, run, {"stage": "teacher", "schedule": schedule.name, "lmbda": lmbda, "last": metrics,
                                 "data": batches.report.summary()})
 
 
@@ -132,26 +132,26 @@ def _freeze_all_but(model: LicCodec, prefixes: tuple) -> list:
     return named
 
 
-def frozen_latents(teacher: LicCodec, preset: TrainPreset, data: str | None, run: StageRun, steps: int,
+def frozen_latents(teacher: LicCodec, schedule: Schedule, data: str | None, run: StageRun, steps: int,
                    stage: str):
     """``batch_at(step) -> (x, y, y_hat)`` on the run's device: from the latent cache or on the fly, whichever
     ``plan_latents`` picks for this run (printed with its reason)."""
     device, precision = run.resolved()
     images = resolve(data, "train")
     images.report()
-    plan = plan_latents(steps, preset.batch, preset.crop, preset.cache_crops, run.cache_gib, run.max_reuse)
+    plan = plan_latents(steps, schedule.batch, schedule.crop, schedule.cache_crops, run.cache_gib, run.max_reuse)
     if run.progress or plan.mode != "cache":
         print(f"asymllic: {plan.describe(stage)}", file=sys.stderr)
     if plan.mode == "cache":
-        cache = latent_cache(teacher, images, preset.crop, plan.crops, run.cache_root, run.seed,
+        cache = latent_cache(teacher, images, schedule.crop, plan.crops, run.cache_root, run.seed,
                              workers=run.workers(), progress=run.progress)
 
         class Cached:
             def batch_at(self, step: int) -> tuple:
-                return cache.batch_at(step, preset.batch, run.seed, device)
+                return cache.batch_at(step, schedule.batch, run.seed, device)
 
         return Cached()
-    batches = Batches(images, preset.crop, preset.batch, steps, run.seed, run.workers(), device, run.flips)
+    batches = Batches(images, schedule.crop, schedule.batch, steps, run.seed, run.workers(), device, run.flips)
     return FrozenOnTheFly(teacher, batches, precision, need_y_hat=stage == "stage1")
 
 
@@ -165,39 +165,39 @@ def _light_model(teacher_path, run: StageRun, **part) -> tuple:
     return teacher, model.to(device)
 
 
-def train_stage1(teacher_path: str | Path, config: CodecConfig, preset: TrainPreset, lmbda: float,
+def train_stage1(teacher_path: str | Path, config: CodecConfig, schedule: Schedule, lmbda: float,
                  data: str | None, run: StageRun, steps: int | None = None) -> Path:
     """Light g_s of ``config.synthesis`` on the frozen teacher; distortion-only loss from the teacher's y_hat."""
-    steps = steps or preset.steps("stage1")
+    steps = steps or schedule.steps("stage1")
     teacher, model = _light_model(teacher_path, run, synthesis=config.synthesis)
     params = [p for _, p in _freeze_all_but(model, ("g_s",))]
-    latents = frozen_latents(teacher, preset, data, run, steps, "stage1")
+    latents = frozen_latents(teacher, schedule, data, run, steps, "stage1")
     _compiled(model, ("g_s",), run)
 
     def step_fn(step: int) -> dict:
         x, _, y_hat = latents.batch_at(step)
         return distortion_loss(model.g_s(y_hat), x, lmbda)
 
-    metrics = _loop("stage1 g_s", run, model, params, step_fn, preset, steps)
-    return _finish(model, run, {"stage": "stage1", "preset": preset.name, "lmbda": lmbda, "last": metrics,
+    metrics = _loop("stage1 g_s", run, model, params, step_fn, schedule, steps)
+    return _finish(model, run, {"stage": "stage1", "schedule": schedule.name, "lmbda": lmbda, "last": metrics,
                                 "teacher": str(teacher_path), "teacher_config_id": config_id(teacher.config)})
 
 
-def train_stage2(teacher_path: str | Path, config: CodecConfig, preset: TrainPreset, lmbda: float,
+def train_stage2(teacher_path: str | Path, config: CodecConfig, schedule: Schedule, lmbda: float,
                  data: str | None, run: StageRun, steps: int | None = None) -> Path:
     """Light h_s + f_c of ``config.hyperprior``; h_a and the z prior retrain; full RD loss from y = g_a(x)."""
-    steps = steps or preset.steps("stage2")
+    steps = steps or schedule.steps("stage2")
     teacher, model = _light_model(teacher_path, run, hyperprior=config.hyperprior)
     params, aux = _split_aux(_freeze_all_but(model, ("h_a",) + HYPERPRIOR_PARTS))
-    latents = frozen_latents(teacher, preset, data, run, steps, "stage2")
+    latents = frozen_latents(teacher, schedule, data, run, steps, "stage2")
 
     def step_fn(step: int) -> dict:
         x, y, _ = latents.batch_at(step)
         out = model.entropy_forward(y)
         return rd_loss({"x_hat": model.g_s(out["y_hat"]), "likelihoods": out["likelihoods"]}, x, lmbda)
 
-    metrics = _loop("stage2 h_s+f_c", run, model, params, step_fn, preset, steps, aux)
-    return _finish(model, run, {"stage": "stage2", "preset": preset.name, "lmbda": lmbda, "last": metrics,
+    metrics = _loop("stage2 h_s+f_c", run, model, params, step_fn, schedule, steps, aux)
+    return _finish(model, run, {"stage": "stage2", "schedule": schedule.name, "lmbda": lmbda, "last": metrics,
                                 "teacher": str(teacher_path), "teacher_config_id": config_id(teacher.config)})
 
 

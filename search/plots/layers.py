@@ -50,7 +50,7 @@ def layer_macs_figure(reports: dict, component: str = "g_s", block_names: dict |
 
 def block_types(config, component: str = "g_s") -> dict:
     """Top-level block label -> short type name (for axis labels)."""
-    from asymllic.models.init import meta_model
+    from asymllic.models.meta import meta_model
 
     model = meta_model(config)
     root = getattr(model, component)

@@ -26,7 +26,6 @@ from .hyperprior import build_attention, build_hyper_decoder, build_slice_transf
 from .synthesis import build_synthesis
 
 ENCODER_PARTS = ("g_a", "h_a")
-SYNTHESIS_PARTS = ("g_s",)
 # buffers that CompressAI resizes when it builds the entropy-coding tables (update())
 ENTROPY_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 HYPERPRIOR_PARTS = ("h_mean_s", "h_scale_s", "atten_mean", "atten_scale", "cc_mean_transforms",

@@ -1,4 +1,4 @@
-"""Training presets: one code path, only sizes and step counts change."""
+"""Training schedules (smoke, cpu, paper): one code path, only sizes and step counts change."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -7,7 +7,7 @@ from ..errors import AsymllicError
 
 
 @dataclass(frozen=True)
-class TrainPreset:
+class Schedule:
     name: str
     crop: int  # training crop side
     batch: int
@@ -26,18 +26,18 @@ class TrainPreset:
         return {"teacher": self.teacher_steps, "stage1": self.stage1_steps, "stage2": self.stage2_steps}[stage]
 
 
-PRESETS = {
-    "smoke": TrainPreset("smoke", crop=128, batch=1, teacher_steps=3, stage1_steps=3, stage2_steps=3,
+SCHEDULES = {
+    "smoke": Schedule("smoke", crop=128, batch=1, teacher_steps=3, stage1_steps=3, stage2_steps=3,
                          checkpoint_every=2, cache_crops=4, eval_max_side=128, search_steps=2),
-    "cpu": TrainPreset("cpu", crop=128, batch=4, teacher_steps=600, stage1_steps=1000, stage2_steps=500,
+    "cpu": Schedule("cpu", crop=128, batch=4, teacher_steps=600, stage1_steps=1000, stage2_steps=500,
                        checkpoint_every=100, cache_crops=256, eval_max_side=512, search_steps=150),
-    "paper": TrainPreset("paper", crop=256, batch=8, teacher_steps=600_000, stage1_steps=600_000,
+    "paper": Schedule("paper", crop=256, batch=8, teacher_steps=600_000, stage1_steps=600_000,
                          stage2_steps=600_000, checkpoint_every=5000, cache_crops=100_000, search_steps=50_000),
 }
 
 
-def get_train_preset(name: str, **overrides) -> TrainPreset:
-    if name not in PRESETS:
-        raise AsymllicError(f"unknown training preset {name!r}; choose one of {sorted(PRESETS)}")
+def get_schedule(name: str, **overrides) -> Schedule:
+    if name not in SCHEDULES:
+        raise AsymllicError(f"unknown training schedule {name!r}; choose one of {sorted(SCHEDULES)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    return replace(PRESETS[name], **overrides)
+    return replace(SCHEDULES[name], **overrides)

@@ -6,7 +6,7 @@ from space import CodecConfig
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map
 
-from .codec import LicCodec
+from .lic import LicCodec
 
 
 def _to_meta(value):
