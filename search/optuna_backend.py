@@ -6,16 +6,15 @@ knows is stored as user attributes, so the study database alone is the result.
 """
 from __future__ import annotations
 
-import math
 import os
-import time
 from typing import Callable
 
 import space
 
 from . import objectives
-from .candidate import base_config, complexity, train_and_evaluate
-from .spec import SearchSpec
+from .candidate import base_config, train_and_evaluate
+from .spec import SearchSpec, reference_params
+from .trial import FAILED, INFEASIBLE, MachineError, run_trial
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -63,52 +62,39 @@ def open_study(spec: SearchSpec, create: bool = True):
         study.set_user_attr("spec", spec.to_dict())
         study.set_user_attr("objectives", objectives.names(spec.part))
         if spec.enqueue_presets:
-            for name in ("paper", "teacher"):
-                params = space.params_from_config(space.get_preset(name), spec.part)
+            for name, params in reference_params(spec.part).items():
                 study.enqueue_trial(params, user_attrs={"preset": name}, skip_if_exists=True)
     return study
 
 
-def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate, stopped: list | None = None):
-    """The trial function; a full disk or an unwritable folder is appended to ``stopped`` and stops the study."""
-    import optuna
+class TrialFailed(RuntimeError):
+    """A candidate that crashed or gave no finite objective (its reason is the trial's ``error`` attribute)."""
 
-    from asymllic.files import describe, is_resource_error
+
+def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate, stopped: list | None = None):
+    """The Optuna adapter of ``run_trial``: its record becomes user attributes and a complete, pruned
+    (infeasible) or failed trial; a machine error is appended to ``stopped`` and stops the study."""
+    import optuna
 
     base = base_config(spec)
     stopped = [] if stopped is None else stopped
 
     def objective(trial):
-        params = space.suggest_params(trial, spec.part)
-        cfg = space.config_from_params(params, spec.part, base)
-        cid = space.config_id(cfg)
-        trial.set_user_attr("config_id", cid)
-        trial.set_user_attr("config", space.to_dict(cfg))
-        figures = complexity(cfg, spec.size)
-        for k, v in figures.items():
-            trial.set_user_attr(k, v)
-        if spec.mac_budget is not None and figures["decoder_gmacs"] > spec.mac_budget:
-            reason = f"decoder {figures['decoder_gmacs']:.2f} GMACs > budget {spec.mac_budget} GMACs"
-            trial.set_user_attr("infeasible", reason)
-            raise optuna.TrialPruned(reason)
-        trial_dir = spec.dir / "trials" / f"{trial.number:04d}-{cid}"
-        t0 = time.perf_counter()
+        cfg = space.config_from_params(space.suggest_params(trial, spec.part), spec.part, base)
+        trial_dir = spec.dir / "trials" / f"{trial.number:04d}-{space.config_id(cfg)}"
         try:
-            metrics = evaluate(cfg, spec, trial_dir)
-        except Exception as e:
-            trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:1000])
-            if is_resource_error(e):  # the machine's fault: every next trial would fail the same way
-                stopped.append(describe(e, trial_dir))
-                trial.study.stop()
+            record = run_trial(cfg, spec, trial_dir, evaluate)
+        except MachineError as e:
+            stopped.append(str(e))
+            trial.study.stop()
             raise
-        metrics = {**figures, **metrics, "wall_seconds": time.perf_counter() - t0}
-        for k, v in metrics.items():
+        for k, v in record.attrs().items():
             trial.set_user_attr(k, v)
-        values = objectives.values(spec.part, metrics)
-        if not all(math.isfinite(v) for v in values):
-            trial.set_user_attr("error", f"non-finite objective {values}")
-            raise FloatingPointError(f"non-finite objective {values}")
-        return values
+        if record.status == INFEASIBLE:
+            raise optuna.TrialPruned(record.reason)
+        if record.status == FAILED:
+            raise TrialFailed(record.reason)
+        return record.values(spec.part)
 
     return objective
 

@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import space
 
@@ -17,35 +18,31 @@ from asymllic.files import write_text
 
 from . import objectives
 from .candidate import base_config, complexity, train_and_evaluate
-from .spec import SearchSpec
+from .spec import SearchSpec, reference_params
+from .trial import COMPLETE, FAILED, INFEASIBLE, TrialRecord, run_trial
 
 
 RESULT_FILE = "result.json"
 
 
-class InfeasibleCandidate(RuntimeError):
-    """Over the MAC budget: counted, never trained."""
-
-
-def _trainable(params: dict, spec_dict: dict) -> None:
-    """One Ray trial. Its result is also written to the trial folder, so a trial that finished just before
-    the driver died is reported again on restore instead of being trained a second time."""
+def _trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_evaluate) -> None:
+    """The Ray adapter of ``run_trial``: one Ray trial reports its record. The record is also written to the
+    trial folder, so a trial that finished just before the driver died is reported again on restore
+    instead of being trained a second time."""
     from ray import tune
 
     spec = SearchSpec(**{**spec_dict, "size": tuple(spec_dict["size"])})
     cfg = space.config_from_params(params, spec.part, base_config(spec))
-    cid = space.config_id(cfg)
-    trial_dir = spec.dir / "trials" / f"ray-{tune.get_context().get_trial_id()}-{cid}"
+    trial_dir = spec.dir / "trials" / f"ray-{tune.get_context().get_trial_id()}-{space.config_id(cfg)}"
     done = trial_dir / RESULT_FILE
     if done.is_file():
-        tune.report(json.loads(done.read_text()))
-        return
-    figures = complexity(cfg, spec.size)
-    if spec.mac_budget is not None and figures["decoder_gmacs"] > spec.mac_budget:
-        raise InfeasibleCandidate(f"decoder {figures['decoder_gmacs']:.2f} GMACs > budget {spec.mac_budget} GMACs")
-    result = {**figures, **train_and_evaluate(cfg, spec, trial_dir), "config_id": cid, "config": space.to_dict(cfg)}
-    write_text(json.dumps(result), done)
-    tune.report(result)
+        record = TrialRecord.from_dict(json.loads(done.read_text()))
+    else:
+        record = run_trial(cfg, spec, trial_dir, evaluate)
+        write_text(json.dumps(record.to_dict()), done)
+    result = record.attrs()
+    result["record"] = json.dumps(record.to_dict())
+    tune.report({k: v for k, v in result.items() if k != "config"})
 
 
 def param_space(part: str) -> dict:
@@ -67,7 +64,7 @@ class DefineByRun:
         space.suggest_params(trial, self.part)
 
 
-def run_ray(spec: SearchSpec):
+def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
     import ray
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
@@ -79,15 +76,16 @@ def run_ray(spec: SearchSpec):
         connect(spec.ray_address)
     # the experiment state is what Tuner.restore resumes from: keep it at most a couple of seconds old
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # an infeasible or failed candidate reports its record without objective values
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     path = spec.dir / "ray"
     experiment = path / "tune"
-    trainable = tune.with_resources(tune.with_parameters(_trainable, spec_dict=spec.to_dict()),
+    trainable = tune.with_resources(tune.with_parameters(_trainable, spec_dict=spec.to_dict(), evaluate=evaluate),
                                     {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
     if tune.Tuner.can_restore(str(experiment)):
         tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=False)
     else:
-        points = [space.params_from_config(space.get_preset(n), spec.part) for n in ("paper", "teacher")] \
-            if spec.enqueue_presets else None
+        points = list(reference_params(spec.part).values()) if spec.enqueue_presets else None
         searcher = OptunaSearch(space=DefineByRun(spec.part), metric=objectives.names(spec.part),
                                 mode=["max" if d == "maximize" else "min" for d in objectives.directions(spec.part)],
                                 points_to_evaluate=points, seed=spec.seed)
@@ -124,7 +122,7 @@ def connect(address: str | None) -> None:
 
 
 def mirror(spec: SearchSpec, grid):
-    """Copy the Ray results into the study's Optuna storage (replacing an earlier mirror)."""
+    """Copy the Ray results (each trial's record) into the study's Optuna storage, replacing an earlier mirror."""
     import optuna
     from optuna.distributions import CategoricalDistribution, IntDistribution
     from optuna.trial import TrialState, create_trial
@@ -140,27 +138,22 @@ def mirror(spec: SearchSpec, grid):
     study.set_user_attr("spec", spec.to_dict())
     study.set_user_attr("backend", "ray")
     axes = {a.name: a for a in space.axes(spec.part)}
-    presets = {space.config_id(space.config_from_params(space.params_from_config(space.get_preset(n), spec.part),
-                                                        spec.part, base_config(spec))): n for n in ("paper", "teacher")}
+    references = {json.dumps(p, sort_keys=True): n for n, p in reference_params(spec.part).items()}
+    states = {COMPLETE: TrialState.COMPLETE, INFEASIBLE: TrialState.PRUNED, FAILED: TrialState.FAIL}
     for result in grid:
         params = space.applicable(result.config, spec.part) if result.config else {}
         dists = {k: IntDistribution(axes[k].low, axes[k].high) if axes[k].is_int else CategoricalDistribution(list(axes[k].choices))
                  for k in params}
-        m = dict(result.metrics or {})
-        attrs = {k: v for k, v in m.items() if k in ("config_id", "config", "checkpoint") or isinstance(v, (int, float))
-                 and not k.startswith(("time_", "timestamp", "training_iteration", "pid", "done"))}
-        if m.get("config_id") in presets:
-            attrs["preset"] = presets[m["config_id"]]
-        if result.error is None and all(k in m for k in objectives.names(spec.part)):
-            study.add_trial(create_trial(params=params, distributions=dists, values=objectives.values(spec.part, m),
-                                         user_attrs=attrs, state=TrialState.COMPLETE))
-        else:
-            reason = str(result.error).strip().splitlines()[-1][:500] if result.error else "no metrics"
-            infeasible = "InfeasibleCandidate" in str(result.error)
-            attrs["infeasible" if infeasible else "error"] = reason
-            if params and "config_id" not in attrs:  # counted before training: keep its figures
-                cfg = space.config_from_params(params, spec.part, base_config(spec))
-                attrs.update(config_id=space.config_id(cfg), config=space.to_dict(cfg), **complexity(cfg, spec.size))
-            study.add_trial(create_trial(params=params, distributions=dists, user_attrs=attrs,
-                                         state=TrialState.PRUNED if infeasible else TrialState.FAIL))
+        if "record" in (result.metrics or {}):
+            record = TrialRecord.from_dict(json.loads(result.metrics["record"]))
+        else:  # the trial died before reporting (its worker was killed): counted, with Ray's reason
+            cfg = space.config_from_params(params, spec.part, base_config(spec))
+            reason = str(result.error).strip().splitlines()[-1][:500] if result.error else "no result"
+            record = TrialRecord(FAILED, space.to_dict(cfg), space.config_id(cfg), complexity(cfg, spec.size), reason=reason)
+        attrs = record.attrs()
+        if json.dumps(params, sort_keys=True) in references:
+            attrs["preset"] = references[json.dumps(params, sort_keys=True)]
+        values = record.values(spec.part) if record.status == COMPLETE else None
+        study.add_trial(create_trial(params=params, distributions=dists, values=values, user_attrs=attrs,
+                                     state=states[record.status]))
     return study

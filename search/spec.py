@@ -8,6 +8,7 @@ from space.domains import PARTS as _AXES_OF
 
 PARTS = tuple(_AXES_OF)  # synthesis, hyperprior, joint
 BACKENDS = ("optuna", "ray")
+REFERENCES = ("paper", "teacher")  # presets every study trains first, for comparison (unless --no-presets)
 SAMPLERS = ("nsga2", "tpe", "random")
 
 
@@ -63,3 +64,10 @@ class SearchSpec:
         d = asdict(self)
         d["size"] = list(self.size)
         return d
+
+
+def reference_params(part: str) -> dict:
+    """{preset name: the axis values of that preset} for the references a study enqueues first."""
+    import space
+
+    return {name: space.params_from_config(space.get_preset(name), part) for name in REFERENCES}

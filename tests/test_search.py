@@ -8,10 +8,12 @@ import time
 
 import numpy as np
 import optuna
+import pytest
 from PIL import Image
 
 import space
 from conftest import ROOT, photo, run_cli
+from search.driver import run_search
 from search.optuna_backend import open_study, run_optuna
 from search.spec import SearchSpec
 from search.table import pareto_mask, trials_frame
@@ -19,11 +21,13 @@ from search.table import pareto_mask, trials_frame
 
 
 
-def fake_evaluate(calls, crash_at=None):
-    """Scores a candidate from its complexity alone (fast), optionally crashing on one call."""
+def fake_evaluate(crash_preset=None):
+    """Scores a candidate from its complexity alone (fast); marks its folder as trained; optionally crashes on
+    one preset's config. Picklable into Ray's worker processes."""
     def evaluate(cfg, spec, trial_dir):
-        calls.append(space.config_id(cfg))
-        if crash_at is not None and len(calls) == crash_at:
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        (trial_dir / "trained").write_text(space.config_id(cfg))
+        if crash_preset and cfg.synthesis == space.get_preset(crash_preset).synthesis:
             raise RuntimeError("simulated crash in training")
         from search.candidate import complexity
 
@@ -34,6 +38,28 @@ def fake_evaluate(calls, crash_at=None):
 
 def spec_for(tmp_path, smoke_teacher, **kw):
     return SearchSpec(study="t", schedule="smoke", teacher=smoke_teacher, root=str(tmp_path), **kw)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module's Ray runs (started on first use, stopped at the end)."""
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture(params=["optuna", "ray"])
+def backend(request):
+    """The same search tests through both backends (one trial pipeline, two thin adapters)."""
+    if request.param == "ray":
+        request.getfixturevalue("local_ray")
+    return request.param
+
+
+def trained(tmp_path) -> set:
+    return {p.read_text() for p in (tmp_path / "t" / "trials").glob("*/trained")}
 
 
 def test_two_objective_study_end_to_end(tmp_path, smoke_teacher):
@@ -63,25 +89,26 @@ def test_two_objective_study_end_to_end(tmp_path, smoke_teacher):
     assert run_cli("complexity", f"{out}/config.json", "--json").returncode == 0
 
 
-def test_over_budget_candidates_are_never_trained(tmp_path, smoke_teacher):
-    calls = []
-    spec = spec_for(tmp_path, smoke_teacher, trials=6, mac_budget=120.0)  # the teacher's decoder (150 G) is over it
-    study = run_optuna(spec, evaluate=fake_evaluate(calls))
-    df = trials_frame(study)
+def test_over_budget_candidates_are_never_trained(tmp_path, smoke_teacher, backend):
+    spec = spec_for(tmp_path, smoke_teacher, trials=5, mac_budget=120.0, backend=backend)  # the teacher (150 G) is over
+    df = trials_frame(run_search(spec, evaluate=fake_evaluate()))
     over = df[df["decoder_gmacs"] > 120.0]
     assert len(over) >= 1 and (over["state"] == "PRUNED").all()
     assert over["infeasible"].str.contains("budget").all()
-    assert not set(over["config_id"]) & set(calls)  # never reached training
-    assert (df["state"].isin(["COMPLETE", "PRUNED"])).sum() == 6
+    assert "teacher" in set(over["preset"].dropna())
+    assert not set(over["config_id"]) & trained(tmp_path)  # never reached training
+    assert set(df[df["state"] == "COMPLETE"]["config_id"]) <= trained(tmp_path)
+    assert (df["state"].isin(["COMPLETE", "PRUNED"])).sum() == 5
 
 
-def test_a_crashing_trial_fails_and_the_study_goes_on(tmp_path, smoke_teacher):
-    calls = []
-    study = run_optuna(spec_for(tmp_path, smoke_teacher, trials=4), evaluate=fake_evaluate(calls, crash_at=2))
-    df = trials_frame(study)
+def test_a_crashing_trial_fails_and_the_study_goes_on(tmp_path, smoke_teacher, backend):
+    spec = spec_for(tmp_path, smoke_teacher, trials=4, backend=backend)
+    df = trials_frame(run_search(spec, evaluate=fake_evaluate(crash_preset="paper")))
     failed = df[df["state"] == "FAIL"]
     assert len(failed) == 1 and "simulated crash" in failed.iloc[0]["error"]
-    assert (df["state"] == "COMPLETE").sum() == 4
+    assert failed.iloc[0]["preset"] == "paper"
+    # Optuna samples until 4 trials finished; Ray runs 4 samples, one of which failed
+    assert (df["state"] == "COMPLETE").sum() == (4 if backend == "optuna" else 3)
 
 
 def _count(storage_dir, state):

@@ -102,14 +102,9 @@ def run_search(args) -> int:
     from asymllic.files import check_writable
 
     check_writable(spec.dir)  # before the study is touched: an unwritable results folder is one line
-    if args.backend == "ray":
-        from search.ray_backend import run_ray
+    from search.driver import run_search
 
-        run_ray(spec)
-    else:
-        from search.optuna_backend import run_optuna
-
-        run_optuna(spec)
+    run_search(spec)
     return _summary(spec.study, spec.storage, spec.root)
 
 

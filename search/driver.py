@@ -1,0 +1,17 @@
+"""``run_search``: a search on the backend its spec names; both return the study in Optuna storage."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .candidate import train_and_evaluate
+from .spec import SearchSpec
+
+
+def run_search(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
+    if spec.backend == "ray":
+        from .ray_backend import run_ray
+
+        return run_ray(spec, evaluate)
+    from .optuna_backend import run_optuna
+
+    return run_optuna(spec, evaluate)

@@ -1,0 +1,84 @@
+"""One trial pipeline for every backend: count a candidate, refuse it over budget, train and evaluate it,
+and return a typed record. The Optuna objective and the Ray trainable only adapt this record to their
+library (user attributes and a pruned/failed state; a reported result)."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import space
+
+from . import objectives
+from .candidate import complexity, train_and_evaluate
+from .spec import SearchSpec
+
+COMPLETE, INFEASIBLE, FAILED = "complete", "infeasible", "failed"
+
+
+class MachineError(RuntimeError):
+    """The machine's fault, not the candidate's (a full disk, an unwritable folder): every next trial would
+    fail the same way, so the search stops with its study intact."""
+
+
+@dataclass
+class TrialRecord:
+    status: str  # complete, infeasible (counted, never trained) or failed (with its reason)
+    config: dict
+    config_id: str
+    figures: dict  # params and MACs, both conventions, before any training
+    metrics: dict = field(default_factory=dict)  # quality, rate, timings, checkpoint
+    reason: str = ""
+
+    def attrs(self) -> dict:
+        """Everything a study stores about the trial (Optuna user attributes, Ray result keys)."""
+        out = {"status": self.status, "config_id": self.config_id, "config": self.config, **self.figures, **self.metrics}
+        if self.status == INFEASIBLE:
+            out["infeasible"] = self.reason
+        elif self.status == FAILED:
+            out["error"] = self.reason
+        return out
+
+    def values(self, part: str) -> list:
+        return objectives.values(part, {**self.figures, **self.metrics})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrialRecord":
+        return cls(**d)
+
+
+def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path,
+              evaluate: Callable = train_and_evaluate) -> TrialRecord:
+    """Count ``cfg``; over the MAC budget it is infeasible and never trained; else train and evaluate it in
+    ``trial_dir``. A crash of the candidate is a failed record; a machine error (full disk, read-only folder)
+    is raised as ``MachineError``."""
+    from asymllic.files import describe, is_resource_error
+
+    record = TrialRecord(COMPLETE, space.to_dict(cfg), space.config_id(cfg), complexity(cfg, spec.size))
+    gmacs = record.figures["decoder_gmacs"]
+    if spec.mac_budget is not None and gmacs > spec.mac_budget:
+        record.status, record.reason = INFEASIBLE, f"decoder {gmacs:.2f} GMACs > budget {spec.mac_budget} GMACs"
+        return record
+    t0 = time.perf_counter()
+    try:
+        metrics = evaluate(cfg, spec, trial_dir)
+    except Exception as e:  # noqa: BLE001 - a candidate's crash is its record, not the search's end
+        if is_resource_error(e):
+            raise MachineError(describe(e, trial_dir)) from e
+        record.status, record.reason = FAILED, f"{type(e).__name__}: {e}"[:1000]
+        return record
+    record.metrics = {**metrics, "wall_seconds": time.perf_counter() - t0}
+    try:
+        values = record.values(spec.part)
+    except KeyError as e:
+        values = [math.nan]
+        record.reason = f"no metric {e} in the evaluation"
+    if not all(math.isfinite(v) for v in values):
+        record.status = FAILED
+        record.reason = record.reason or f"non-finite objective {values}"
+    return record
