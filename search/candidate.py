@@ -34,9 +34,9 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
     from asymllic.training import StageRun, combine, get_schedule, train_stage1, train_stage2
     from asymllic.training.loop import STATE_FILE
 
-    if not spec.teacher or not Path(spec.teacher).is_file():
-        raise AsymllicError(f"no teacher checkpoint at {spec.teacher!r}; train one with "
-                            f"'asymllic teacher train --schedule {spec.schedule}' and pass --teacher")
+    if not spec.teacher:
+        raise AsymllicError(f"no teacher; train one with 'asymllic teacher train --schedule {spec.schedule}' and pass "
+                            "--teacher")
     schedule = get_schedule(spec.schedule)
     steps = spec.steps or schedule.search_steps
     cache = Path(spec.root) / "cache"
@@ -67,9 +67,9 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
 
 
 def base_config(spec: SearchSpec) -> space.CodecConfig:
-    """The codec the searched part is swapped into: the teacher's config (from its checkpoint) or TCM-small."""
-    if spec.teacher and Path(spec.teacher).is_file():
-        from asymllic.checkpoint import config_and_state, read_checkpoint
+    """The codec the searched part is swapped into: the teacher's config (any model reference) or TCM-small."""
+    if spec.teacher:
+        from asymllic.reference import resolve_config
 
-        return config_and_state(read_checkpoint(spec.teacher), spec.teacher)[0]
+        return resolve_config(spec.teacher)
     return space.teacher_config(64)

@@ -70,7 +70,7 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
     from ray.tune.search.optuna import OptunaSearch
 
     spec = replace(spec, root=str(Path(spec.root).resolve()))
-    if spec.teacher:
+    if spec.teacher and Path(spec.teacher).exists():  # a path; a preset name stays a name
         spec = replace(spec, teacher=str(Path(spec.teacher).resolve()))
     if not ray.is_initialized():
         connect(spec.ray_address)

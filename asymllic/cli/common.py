@@ -5,6 +5,10 @@ import argparse
 from pathlib import Path
 
 
+MODEL_HELP = ("a model: preset name, config file, checkpoint (ours or an official LIC_TCM .pth.tar) or export "
+              "folder (presets and configs get seeded untrained weights)")
+
+
 def parse_size(text: str) -> tuple:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -15,32 +19,11 @@ def parse_size(text: str) -> tuple:
     return w, h
 
 
-def resolve_config(spec: str):
-    """A preset name, a config file (.json/.yaml), an export folder, or a checkpoint -> CodecConfig."""
-    import space
+def resolve_config(ref: str):
+    """Any model reference (preset, config file, checkpoint, export folder) -> its CodecConfig."""
+    from asymllic.reference import resolve_config as resolve
 
-    path = Path(spec)
-    if spec in space.PRESETS:
-        return space.get_preset(spec)
-    from asymllic.checkpoint import CHECKPOINT_SUFFIXES, config_and_state, read_checkpoint
-
-    if path.suffix in CHECKPOINT_SUFFIXES and path.is_file():
-        return config_and_state(read_checkpoint(path), path)[0]
-    if path.exists():
-        return space.load(path)
-    raise space.ConfigError("config", f"{spec!r} is neither a preset ({', '.join(space.list_presets())}) nor a file")
-
-
-def resolve_model(spec: str):
-    """(model, trained): a checkpoint or an export folder loads its weights; a preset or a config file
-    builds the model with seeded random weights."""
-    from asymllic.checkpoint import CHECKPOINT_SUFFIXES, load_codec, new_codec
-
-    path = Path(spec)
-    ckpt = path / "codec.pt" if path.is_dir() else path
-    if ckpt.suffix in CHECKPOINT_SUFFIXES and ckpt.is_file():
-        return load_codec(ckpt), True
-    return new_codec(resolve_config(spec), seed=0), False
+    return resolve(ref)
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:
@@ -75,9 +58,7 @@ def stage_run(args, out_dir: Path):
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--model", help="codec checkpoint (ours or an official LIC_TCM .pth.tar)")
-    g.add_argument("--codec", help="exported codec folder (config.json + codec.pt)")
+    p.add_argument("--model", "--codec", dest="model", required=True, help=MODEL_HELP)
     add_device_arg(p)
     p.add_argument("--max-gmacs", type=float, default=None, help="refuse an image that needs more GMACs")
     p.add_argument("--max-memory", type=float, default=None,
@@ -85,11 +66,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_model(args, size: tuple | None = None, decoding: bool = False):
-    """The codec of --model/--codec; with ``size`` it is refused first if over --max-gmacs/--max-memory."""
-    from asymllic.checkpoint import load_codec
+    """The codec of --model; with ``size`` it is refused first if over --max-gmacs/--max-memory."""
     from asymllic.device import pick_device
     from asymllic.limits import Limits
+    from asymllic.reference import load_model as load
 
-    path = Path(args.codec) / "codec.pt" if args.codec else Path(args.model)
-    limits = Limits(args.max_gmacs, args.max_memory)
-    return load_codec(path, pick_device(args.device), size, limits, decoding)
+    return load(args.model, pick_device(args.device), size, Limits(args.max_gmacs, args.max_memory), decoding)

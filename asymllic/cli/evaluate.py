@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import add_device_arg
+from .common import MODEL_HELP, add_device_arg
 
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("eval", help="evaluate codec checkpoints on an image set (CompressAI JSON)")
-    p.add_argument("checkpoints", nargs="+", help="one checkpoint per RD point (e.g. one per lambda)")
+    p.add_argument("checkpoints", nargs="+", metavar="MODEL", help="one model per RD point (e.g. one per lambda): " + MODEL_HELP)
     p.add_argument("--data", default="bundled", help="image folder, or 'bundled' (held-out scikit-image photos)")
     p.add_argument("--name", default=None)
     p.add_argument("--out", default=None, help="write the JSON here (default: print it)")
@@ -31,7 +31,6 @@ def add_parsers(sub) -> None:
 
 
 def run_eval(args) -> int:
-    from asymllic.checkpoint import load_codec
     from asymllic.data import resolve
     from asymllic.device import pick_device
     from asymllic.evaluation import evaluate, merge_points
@@ -46,7 +45,10 @@ def run_eval(args) -> int:
     largest = max(sizes, key=lambda s: s[0] * s[1])  # checked against the limits before each model is built
     limits = Limits(args.max_gmacs, args.max_memory)
     device = pick_device(args.device)
-    runs = [evaluate(load_codec(c, device, largest, limits), images.paths, Path(c).parent.name or Path(c).stem,
+    from asymllic.reference import load_model
+
+    runs = [evaluate(load_model(c, device, largest, limits), images.paths, Path(c).name if Path(c).is_dir() else
+                     (Path(c).parent.name or Path(c).stem),
                      str(c), args.max_side, args.jpeg, not args.quiet) for c in args.checkpoints]
     name = args.name or runs[0]["name"]
     result = runs[0] if len(runs) == 1 else dict(merge_points(runs, name), per_checkpoint=runs)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import parse_size, resolve_config, resolve_model
+from .common import MODEL_HELP, parse_size, resolve_config
 
 
 def add_parsers(sub) -> None:
@@ -54,7 +54,9 @@ def run_erf(args) -> int:
     from search.plots import write_figure
     from search.plots.erf import erf_figure
 
-    model, trained = resolve_model(args.model)
+    from asymllic.reference import is_trained, load_model
+
+    model, trained = load_model(args.model), is_trained(args.model)
     label = f"{Path(args.model).name} (trained)" if trained else f"{args.model} (random init)"
     w, h = args.latent
     erf = effective_receptive_field(model, (h, w))

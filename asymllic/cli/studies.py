@@ -8,7 +8,7 @@ from asymllic.training.schedules import SCHEDULES
 
 from search.spec import BACKENDS, PARTS, SAMPLERS
 
-from .common import add_run_args, parse_size
+from .common import MODEL_HELP, add_run_args, parse_size
 
 
 def _study_args(p) -> None:
@@ -27,7 +27,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--storage", default=None, help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (Optuna) or concurrent trials (Ray)")
     p.add_argument("--mac-budget", type=float, default=None, help="decoder GMACs at --size; over it a candidate is not trained")
-    p.add_argument("--teacher", default=None, help="frozen teacher checkpoint (ours or official LIC_TCM)")
+    p.add_argument("--teacher", default=None, help="the frozen teacher: " + MODEL_HELP)
     p.add_argument("--lmbda", type=float, default=0.0067)
     p.add_argument("--sampler", choices=SAMPLERS, default="nsga2")
     p.add_argument("--seed", type=int, default=0)
@@ -94,11 +94,14 @@ def run_search(args) -> int:
         from asymllic.device import pick_device, pick_precision
 
         pick_precision(args.precision, pick_device(spec.device))  # CUDA asked for where there is none: one line
-    if not Path(teacher).is_file():
+    if not args.teacher and not Path(teacher).is_file():
         from asymllic.errors import AsymllicError
 
         raise AsymllicError(f"no teacher checkpoint at {teacher}; run 'asymllic teacher train --schedule {args.schedule}' "
                             "or pass --teacher")
+    from asymllic.reference import resolve_config
+
+    resolve_config(teacher)  # not a model: one line now, before the study is touched
     from asymllic.files import check_writable
 
     check_writable(spec.dir)  # before the study is touched: an unwritable results folder is one line

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from asymllic.training.schedules import SCHEDULES
 
-from .common import add_run_args, resolve_config, stage_run
+from .common import MODEL_HELP, add_run_args, resolve_config, stage_run
 
 
 def _common(p, out_default: str) -> None:
@@ -32,7 +32,7 @@ def add_parsers(sub) -> None:
     t = sub.add_parser("train", help="asymmetric training stages")
     tsub = t.add_subparsers(dest="stage", required=True, metavar="STAGE")
     p = tsub.add_parser("stage1", help="train a light synthesis decoder g_s on the frozen teacher")
-    p.add_argument("--teacher", required=True, help="teacher checkpoint (ours or official LIC_TCM)")
+    p.add_argument("--teacher", required=True, help="the frozen teacher: " + MODEL_HELP)
     p.add_argument("--decoder", required=True, help="preset or config whose synthesis part is trained")
     _common(p, "results/stage1/<config id>")
     p.set_defaults(run=run_stage)

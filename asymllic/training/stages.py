@@ -22,6 +22,7 @@ import torch
 from space import CodecConfig, config_id
 
 from ..checkpoint import load_codec, save_codec
+from ..reference import load_model
 from ..data import Batches, resolve
 from ..device import pick_device, pick_precision, prepare
 from ..errors import AsymllicError
@@ -155,21 +156,21 @@ def frozen_latents(teacher: LicCodec, schedule: Schedule, data: str | None, run:
     return FrozenOnTheFly(teacher, batches, precision, need_y_hat=stage == "stage1")
 
 
-def _light_model(teacher_path, run: StageRun, **part) -> tuple:
+def _light_model(teacher_ref, run: StageRun, **part) -> tuple:
     device, _ = run.resolved()
     prepare(device)
-    teacher = load_codec(teacher_path, device)
+    teacher = load_model(teacher_ref, device)
     torch.manual_seed(run.seed)  # the new parts' initialisation is reproducible
     model = LicCodec(replace(teacher.config, **part))
     warm_start(model, teacher)
     return teacher, model.to(device)
 
 
-def train_stage1(teacher_path: str | Path, config: CodecConfig, schedule: Schedule, lmbda: float,
+def train_stage1(teacher_ref: str | Path, config: CodecConfig, schedule: Schedule, lmbda: float,
                  data: str | None, run: StageRun, steps: int | None = None) -> Path:
     """Light g_s of ``config.synthesis`` on the frozen teacher; distortion-only loss from the teacher's y_hat."""
     steps = steps or schedule.steps("stage1")
-    teacher, model = _light_model(teacher_path, run, synthesis=config.synthesis)
+    teacher, model = _light_model(teacher_ref, run, synthesis=config.synthesis)
     params = [p for _, p in _freeze_all_but(model, ("g_s",))]
     latents = frozen_latents(teacher, schedule, data, run, steps, "stage1")
     _compiled(model, ("g_s",), run)
@@ -180,14 +181,14 @@ def train_stage1(teacher_path: str | Path, config: CodecConfig, schedule: Schedu
 
     metrics = _loop("stage1 g_s", run, model, params, step_fn, schedule, steps)
     return _finish(model, run, {"stage": "stage1", "schedule": schedule.name, "lmbda": lmbda, "last": metrics,
-                                "teacher": str(teacher_path), "teacher_config_id": config_id(teacher.config)})
+                                "teacher": str(teacher_ref), "teacher_config_id": config_id(teacher.config)})
 
 
-def train_stage2(teacher_path: str | Path, config: CodecConfig, schedule: Schedule, lmbda: float,
+def train_stage2(teacher_ref: str | Path, config: CodecConfig, schedule: Schedule, lmbda: float,
                  data: str | None, run: StageRun, steps: int | None = None) -> Path:
     """Light h_s + f_c of ``config.hyperprior``; h_a and the z prior retrain; full RD loss from y = g_a(x)."""
     steps = steps or schedule.steps("stage2")
-    teacher, model = _light_model(teacher_path, run, hyperprior=config.hyperprior)
+    teacher, model = _light_model(teacher_ref, run, hyperprior=config.hyperprior)
     params, aux = _split_aux(_freeze_all_but(model, ("h_a",) + HYPERPRIOR_PARTS))
     latents = frozen_latents(teacher, schedule, data, run, steps, "stage2")
 
@@ -198,7 +199,7 @@ def train_stage2(teacher_path: str | Path, config: CodecConfig, schedule: Schedu
 
     metrics = _loop("stage2 h_s+f_c", run, model, params, step_fn, schedule, steps, aux)
     return _finish(model, run, {"stage": "stage2", "schedule": schedule.name, "lmbda": lmbda, "last": metrics,
-                                "teacher": str(teacher_path), "teacher_config_id": config_id(teacher.config)})
+                                "teacher": str(teacher_ref), "teacher_config_id": config_id(teacher.config)})
 
 
 def combine(stage1_path: str | Path, stage2_path: str | Path, out: str | Path) -> Path:
