@@ -1,4 +1,5 @@
-"""Objectives per searched part: quality metric(s) from training, decoder MACs from counting."""
+"""Objectives per searched part: quality metric(s) from training, and the decoder's cost: MACs from counting
+(``macs``, the default) or decode time measured on a target (``latency``)."""
 from __future__ import annotations
 
 # (metric key, Optuna direction). MACs are the whole decoder's (g_s + hyperprior path), exact convention.
@@ -7,15 +8,20 @@ OBJECTIVES = {
     "hyperprior": (("bpp", "minimize"), ("decoder_gmacs", "minimize")),
     "joint": (("psnr", "maximize"), ("bpp", "minimize"), ("decoder_gmacs", "minimize")),
 }
+COSTS = {"macs": "decoder_gmacs", "latency": "decoder_ms"}  # --objective: what the search minimises beside quality
 
 
-def names(part: str) -> list:
-    return [k for k, _ in OBJECTIVES[part]]
+def _objectives(part: str, cost: str = "macs") -> list:
+    return [(COSTS[cost] if k == "decoder_gmacs" else k, d) for k, d in OBJECTIVES[part]]
 
 
-def directions(part: str) -> list:
-    return [d for _, d in OBJECTIVES[part]]
+def names(part: str, cost: str = "macs") -> list:
+    return [k for k, _ in _objectives(part, cost)]
 
 
-def values(part: str, metrics: dict) -> list:
-    return [float(metrics[k]) for k in names(part)]
+def directions(part: str, cost: str = "macs") -> list:
+    return [d for _, d in _objectives(part, cost)]
+
+
+def values(part: str, metrics: dict, cost: str = "macs") -> list:
+    return [float(metrics[k]) for k in names(part, cost)]

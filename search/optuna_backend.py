@@ -48,7 +48,7 @@ def open_study(spec: SearchSpec, create: bool = True):
     store = storage(spec)
     try:  # only the process that creates the study describes it and enqueues the presets, exactly once
         study = optuna.create_study(study_name=spec.study, storage=store, sampler=sampler(spec),
-                                    directions=objectives.directions(spec.part))
+                                    directions=objectives.directions(spec.part, spec.objective))
     except optuna.exceptions.DuplicatedStudyError:  # resuming, or another worker (machine) was first
         study = optuna.load_study(study_name=spec.study, storage=store, sampler=sampler(spec))
         part = study.user_attrs.get("spec", {}).get("part", spec.part)
@@ -60,7 +60,7 @@ def open_study(spec: SearchSpec, create: bool = True):
         return study
     else:
         study.set_user_attr("spec", spec.to_dict())
-        study.set_user_attr("objectives", objectives.names(spec.part))
+        study.set_user_attr("objectives", objectives.names(spec.part, spec.objective))
         if spec.enqueue_presets:
             for name, params in reference_params(spec.part).items():
                 study.enqueue_trial(params, user_attrs={"preset": name}, skip_if_exists=True)
@@ -94,7 +94,7 @@ def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate, st
             raise optuna.TrialPruned(record.reason)
         if record.status == FAILED:
             raise TrialFailed(record.reason)
-        return record.values(spec.part)
+        return record.values(spec.part, spec.objective)
 
     return objective
 
@@ -106,7 +106,7 @@ def finished(study) -> int:
 def progress_callback(spec: SearchSpec):
     """One line per finished trial: how far the study is, and what the trial gave."""
     def report(study, trial) -> None:
-        values = ", ".join(f"{n} {v:.4g}" for n, v in zip(objectives.names(spec.part), trial.values or []))
+        values = ", ".join(f"{n} {v:.4g}" for n, v in zip(objectives.names(spec.part, spec.objective), trial.values or []))
         detail = values or trial.user_attrs.get("infeasible") or trial.user_attrs.get("error", "")
         print(f"[{finished(study)}/{spec.trials}] trial {trial.number} {trial.state.name.lower()} "
               f"{trial.user_attrs.get('config_id', '')}: {detail}", flush=True)

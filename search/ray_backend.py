@@ -86,8 +86,8 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
         tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=False)
     else:
         points = list(reference_params(spec.part).values()) if spec.enqueue_presets else None
-        searcher = OptunaSearch(space=DefineByRun(spec.part), metric=objectives.names(spec.part),
-                                mode=["max" if d == "maximize" else "min" for d in objectives.directions(spec.part)],
+        searcher = OptunaSearch(space=DefineByRun(spec.part), metric=objectives.names(spec.part, spec.objective),
+                                mode=["max" if d == "maximize" else "min" for d in objectives.directions(spec.part, spec.objective)],
                                 points_to_evaluate=points, seed=spec.seed)
         tuner = tune.Tuner(trainable,
                            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.trials,
@@ -134,7 +134,7 @@ def mirror(spec: SearchSpec, grid):
         optuna.delete_study(study_name=spec.study, storage=store)
     except KeyError:
         pass
-    study = optuna.create_study(study_name=spec.study, storage=store, directions=objectives.directions(spec.part))
+    study = optuna.create_study(study_name=spec.study, storage=store, directions=objectives.directions(spec.part, spec.objective))
     study.set_user_attr("spec", spec.to_dict())
     study.set_user_attr("backend", "ray")
     axes = {a.name: a for a in space.axes(spec.part)}
@@ -153,7 +153,7 @@ def mirror(spec: SearchSpec, grid):
         attrs = record.attrs()
         if json.dumps(params, sort_keys=True) in references:
             attrs["preset"] = references[json.dumps(params, sort_keys=True)]
-        values = record.values(spec.part) if record.status == COMPLETE else None
+        values = record.values(spec.part, spec.objective) if record.status == COMPLETE else None
         study.add_trial(create_trial(params=params, distributions=dists, values=values, user_attrs=attrs,
                                      state=states[record.status]))
     return study

@@ -10,6 +10,7 @@ PARTS = tuple(_AXES_OF)  # synthesis, hyperprior, joint
 BACKENDS = ("optuna", "ray")
 REFERENCES = ("paper", "teacher")  # presets every study trains first, for comparison (unless --no-presets)
 SAMPLERS = ("nsga2", "tpe", "random")
+OBJECTIVES = ("macs", "latency")
 
 
 @dataclass
@@ -43,12 +44,17 @@ class SearchSpec:
     max_reuse: float = 4.0
     flips: bool = False
     compile: bool = False
+    objective: str = "macs"  # the cost minimised beside quality: macs or latency (decode time measured per candidate)
+    latency_device: str = "cpu"  # where decode time is measured: cpu (with latency_threads) or cuda
+    latency_threads: int | None = None
+    latency_repeats: int = 3  # median of this many decodes after one warm-up
+    latency_budget: float | None = None  # ms; over it a candidate is not trained
 
     def __post_init__(self):
         from space import ConfigError
 
         for name, value, allowed in (("part", self.part, PARTS), ("backend", self.backend, BACKENDS),
-                                     ("sampler", self.sampler, SAMPLERS)):
+                                     ("sampler", self.sampler, SAMPLERS), ("objective", self.objective, OBJECTIVES)):
             if value not in allowed:
                 raise ConfigError(name, f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
 

@@ -25,15 +25,16 @@ def trials_frame(study) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    part = study.user_attrs.get("spec", {}).get("part", "synthesis")
-    df["pareto"] = pareto_mask(df, part)
-    first = ["number", "state", "pareto", "preset", "config_id"] + objectives.names(part)
+    spec = study.user_attrs.get("spec", {})
+    part, cost = spec.get("part", "synthesis"), spec.get("objective", "macs")
+    df["pareto"] = pareto_mask(df, part, cost)
+    first = ["number", "state", "pareto", "preset", "config_id"] + objectives.names(part, cost)
     return df[[c for c in first if c in df] + [c for c in df.columns if c not in first]]
 
 
-def pareto_mask(df: pd.DataFrame, part: str) -> np.ndarray:
+def pareto_mask(df: pd.DataFrame, part: str, cost: str = "macs") -> np.ndarray:
     """True for complete trials that no other complete trial dominates."""
-    names, dirs = objectives.names(part), objectives.directions(part)
+    names, dirs = objectives.names(part, cost), objectives.directions(part, cost)
     ok = (df["state"] == "COMPLETE").to_numpy() & df.reindex(columns=names).notna().all(axis=1).to_numpy()
     vals = df.reindex(columns=names).to_numpy(dtype=float)
     vals = vals * np.array([-1.0 if d == "maximize" else 1.0 for d in dirs])  # all minimised
@@ -49,10 +50,10 @@ def dominated(points: np.ndarray, by: np.ndarray) -> np.ndarray:
     return np.array([np.any(np.all(by <= p, axis=1) & np.any(by < p, axis=1)) for p in points], dtype=bool)
 
 
-def minimised(df: pd.DataFrame, part: str) -> np.ndarray:
+def minimised(df: pd.DataFrame, part: str, cost: str = "macs") -> np.ndarray:
     """The objectives of ``part`` as a (rows, objectives) array in which every column is minimised."""
-    dirs = objectives.directions(part)
-    return df[objectives.names(part)].to_numpy(dtype=float) * np.array([-1.0 if d == "maximize" else 1.0 for d in dirs])
+    dirs = objectives.directions(part, cost)
+    return df[objectives.names(part, cost)].to_numpy(dtype=float) * np.array([-1.0 if d == "maximize" else 1.0 for d in dirs])
 
 
 def hypervolume(vals: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
@@ -66,12 +67,12 @@ def hypervolume(vals: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
     return float(compute_hypervolume(norm, np.full(vals.shape[1], 1.1))) if len(norm) else 0.0
 
 
-def hypervolume_history(df: pd.DataFrame, part: str) -> pd.DataFrame:
+def hypervolume_history(df: pd.DataFrame, part: str, cost: str = "macs") -> pd.DataFrame:
     """Hypervolume of the front after each trial (objectives normalised to the ranges seen)."""
     done = df[df["state"] == "COMPLETE"].sort_values("number")
     if done.empty:
         return pd.DataFrame(columns=["number", "hypervolume"])
-    vals = minimised(done, part)
+    vals = minimised(done, part, cost)
     lo, hi = vals.min(0), vals.max(0)
     hv = [hypervolume(vals[: i + 1], lo, hi) for i in range(len(vals))]
     return pd.DataFrame({"number": done["number"].to_numpy(), "hypervolume": hv})

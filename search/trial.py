@@ -41,8 +41,8 @@ class TrialRecord:
             out["error"] = self.reason
         return out
 
-    def values(self, part: str) -> list:
-        return objectives.values(part, {**self.figures, **self.metrics})
+    def values(self, part: str, cost: str = "macs") -> list:
+        return objectives.values(part, {**self.figures, **self.metrics}, cost)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +64,16 @@ def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path,
     if spec.mac_budget is not None and gmacs > spec.mac_budget:
         record.status, record.reason = INFEASIBLE, f"decoder {gmacs:.2f} GMACs > budget {spec.mac_budget} GMACs"
         return record
+    if spec.objective == "latency" or spec.latency_budget is not None:  # measured before any training step
+        from asymllic.latency import decode_latency
+
+        record.figures.update(decode_latency(cfg, spec.size, spec.latency_device, spec.latency_threads,
+                                             spec.latency_repeats))
+        ms = record.figures["decoder_ms"]
+        if spec.latency_budget is not None and ms > spec.latency_budget:
+            record.status, record.reason = INFEASIBLE, f"decoder {ms:.1f} ms > budget {spec.latency_budget} ms " \
+                                                       f"({record.figures['latency_target']})"
+            return record
     t0 = time.perf_counter()
     try:
         metrics = evaluate(cfg, spec, trial_dir)
@@ -74,7 +84,7 @@ def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path,
         return record
     record.metrics = {**metrics, "wall_seconds": time.perf_counter() - t0}
     try:
-        values = record.values(spec.part)
+        values = record.values(spec.part, spec.objective)
     except KeyError as e:
         values = [math.nan]
         record.reason = f"no metric {e} in the evaluation"

@@ -199,3 +199,28 @@ def test_factorized_fronts_combine_into_real_codecs(tmp_path, smoke_teacher):
     assert summary["joint_trials"] == 2 and summary["factorized_trials"] == 4
     assert 0 < summary["hypervolume_factorized_predicted"] and 0 < summary["hypervolume_joint"]
     assert "same_config_psnr_error_db" in out and (tmp_path / "sy+hy" / "vs-jo.html").is_file()
+
+
+def test_latency_objective_measures_before_training_and_prunes_over_budget(tmp_path, smoke_teacher, backend):
+    from asymllic.latency import decode_latency
+
+    size = (256, 256)
+    paper, teacher = (decode_latency(space.get_preset(n), size, "cpu", 1, repeats=1)["decoder_ms"] for n in ("paper", "teacher"))
+    assert teacher > paper
+    budget = (paper * teacher) ** 0.5  # the teacher's decoder is over it, the paper's under it
+    spec = spec_for(tmp_path, smoke_teacher, trials=3, backend=backend, size=size, objective="latency",
+                    latency_threads=1, latency_repeats=1, latency_budget=budget)
+    study = run_search(spec, evaluate=fake_evaluate())
+    df = trials_frame(study)
+    assert study.user_attrs["spec"]["objective"] == "latency"
+    assert df["decoder_ms"].notna().all() and df["decoder_gmacs"].notna().all()  # both figures recorded
+    over = df[df["decoder_ms"] > budget]
+    assert "teacher" in set(over["preset"].dropna()) and (over["state"] == "PRUNED").all()
+    assert over["infeasible"].str.contains("ms > budget").all()
+    assert not set(over["config_id"]) & trained(tmp_path)
+    done = df[df["state"] == "COMPLETE"]
+    assert len(done) >= 1 and (done["decoder_ms"] <= budget).all()
+    # the front is the study's own (PSNR vs ms); the plot can be drawn on either axis
+    assert list(pareto_mask(done, "synthesis", "latency")) == list(done["pareto"])
+    run_cli("pareto", "t", "--root", tmp_path, "--no-png")
+    run_cli("pareto", "t", "--root", tmp_path, "--no-png", "--x", "macs")

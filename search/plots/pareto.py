@@ -7,7 +7,9 @@ import pandas as pd
 
 from .. import objectives
 
-LABELS = {"psnr": "PSNR (dB)", "bpp": "bpp", "decoder_gmacs": "decoder GMACs (exact, 768x512)"}
+LABELS = {"psnr": "PSNR (dB)", "bpp": "bpp", "decoder_gmacs": "decoder GMACs (exact, 768x512)",
+          "decoder_ms": "decoder decode time (ms, 768x512)"}
+UNITS = {"decoder_gmacs": "GMACs", "decoder_ms": "ms"}
 KEY_AXES = ("param_g_block", "param_g_width_0", "param_g_width_1", "param_g_width_2", "param_g_depth_0",
             "param_g_depth_1", "param_g_depth_2", "param_g_upsampler", "param_h_num_slices", "param_h_attn_dim",
             "param_h_hs_width")
@@ -22,10 +24,9 @@ class ParetoInfo(NamedTuple):
     presets: pd.DataFrame
 
 
-def pareto_info(df: pd.DataFrame, part: str) -> ParetoInfo:
-    names = objectives.names(part)
-    y = names[0]
-    x = "decoder_gmacs"
+def pareto_info(df: pd.DataFrame, part: str, x: str = "decoder_gmacs") -> ParetoInfo:
+    """The front (the study's own, whatever cost it minimised) drawn against ``x``: decoder_gmacs or decoder_ms."""
+    y = objectives.names(part)[0]
     done = df[df["state"] == "COMPLETE"]
     presets = done[done["preset"].notna()] if "preset" in done else done.iloc[0:0]
     infeasible = df[df["infeasible"].notna()] if "infeasible" in df else df.iloc[0:0]
@@ -41,17 +42,17 @@ def _hover(df: pd.DataFrame) -> list:
     return out
 
 
-def pareto_figure(df: pd.DataFrame, part: str, title: str = ""):
+def pareto_figure(df: pd.DataFrame, part: str, title: str = "", x: str = "decoder_gmacs"):
     import plotly.graph_objects as go
 
-    info = pareto_info(df, part)
+    info = pareto_info(df, part, x)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=info.dominated[info.x], y=info.dominated[info.y], mode="markers", name="dominated",
                              marker=dict(color="lightsteelblue", size=9, opacity=0.45), text=_hover(info.dominated),
-                             hovertemplate="%{text}<br>%{x:.2f} GMACs, %{y:.4f}<extra></extra>"))
+                             hovertemplate="%{text}<br>%{x:.2f} " + UNITS[info.x] + ", %{y:.4f}<extra></extra>"))
     fig.add_trace(go.Scatter(x=info.front[info.x], y=info.front[info.y], mode="lines+markers", name="Pareto front",
                              marker=dict(color="crimson", size=11), line=dict(shape="hv", color="crimson"),
-                             text=_hover(info.front), hovertemplate="%{text}<br>%{x:.2f} GMACs, %{y:.4f}<extra></extra>"))
+                             text=_hover(info.front), hovertemplate="%{text}<br>%{x:.2f} " + UNITS[info.x] + ", %{y:.4f}<extra></extra>"))
     for _, r in info.presets.iterrows():
         fig.add_trace(go.Scatter(x=[r[info.x]], y=[r[info.y]], mode="markers+text", name=f"{r['preset']} (preset)",
                                  text=[r["preset"]], textposition="top center",
