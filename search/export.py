@@ -1,35 +1,239 @@
-"""Export trained candidates as self-contained codecs: config.json, codec.pt and a short card."""
+"""Export trained candidates as self-contained codecs: config.json, codec.pt and a short card.
+
+Which trials: by default the best candidate, never a reference preset (the teacher or the paper's decoder,
+which every study trains first for comparison) unless ``include_references``; ``budget`` keeps to decoders
+within that many GMACs; ``top`` spreads K picks along the Pareto front from the cheapest to the best;
+``trial`` names one trial (a reference too). Each pick knows where it sits on the front, and its card says so.
+"""
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import space
 from asymllic.files import copy_file, write_text
 
 from . import objectives
+from .spec import REFERENCES
+from .table import pareto_mask
+
+MACS = "decoder_gmacs"
 
 
-def pick(df: pd.DataFrame, part: str, top: int | None = None, trial: int | None = None) -> pd.DataFrame:
-    """Trial ``trial``, or the ``top`` Pareto trials ranked by the first objective."""
+@dataclass
+class Pick:
+    """One trial chosen for export and where it sits among the candidates."""
+    row: pd.Series
+    part: str
+    rank: int | None  # 1 = the cheapest point of the Pareto front; None = not on it
+    front_size: int
+    cheaper_on_front: int  # Pareto points cheaper than this trial
+    best: bool  # the best first objective on the front
+    references_left_out: bool  # complete reference trials the front was drawn without
+    budget: float | None = None
+    teacher: pd.Series | None = None  # the study's teacher reference trial, when it has one
+
+    @property
+    def number(self) -> int:
+        return int(self.row["number"])
+
+    @property
+    def reference(self) -> str | None:
+        preset = self.row.get("preset")
+        return preset if isinstance(preset, str) and preset in REFERENCES else None
+
+    def position(self) -> str:
+        """E.g. '2nd cheapest of 5 Pareto points (reference presets left out)'."""
+        n = self.front_size
+        scope = " (reference presets left out)" if self.references_left_out else ""
+        first = objectives.names(self.part)[0]
+        if self.rank is None:
+            return (f"not on the Pareto front of {n} points{scope}: dominated; "
+                    f"{self.cheaper_on_front} of them are cheaper")
+        if n == 1:
+            return f"the only Pareto point{scope}"
+        where = "cheapest" if self.rank == 1 else f"{ordinal(self.rank)} cheapest"
+        return f"{where} of {n} Pareto points{scope}" + (f", the best {first} on the front" if self.best else "")
+
+    def versus_teacher(self) -> str | None:
+        """E.g. "0.35x the teacher's decoder MACs, -0.40 dB"; None when the study has no teacher trial."""
+        t = self.teacher
+        if t is None or not _finite(t.get(MACS)) or not t[MACS] > 0:
+            return None
+        parts = [f"{self.row[MACS] / t[MACS]:.2f}x the teacher's decoder MACs"]
+        for name in objectives.names(self.part):
+            if name == MACS or not (_finite(self.row.get(name)) and _finite(t.get(name))):
+                continue
+            d = float(self.row[name]) - float(t[name])
+            parts.append(f"{d:+.2f} dB" if name == "psnr" else
+                         f"{d:+.4f} {name}" + (f" ({d / t[name]:+.1%})" if t[name] else ""))
+        return ", ".join(parts) + f" (teacher: trial {int(t['number'])})"
+
+    def within_budget(self) -> str | None:
+        if self.budget is None:
+            return None
+        g = float(self.row[MACS])
+        return f"{self.budget:g} GMACs; this decoder needs {g:.3f} GMACs ({g / self.budget:.0%} of it)"
+
+    def summary(self) -> str:
+        """One line for the command line."""
+        first = objectives.names(self.part)[0]
+        bits = [f"trial {self.number}" + (f" (reference {self.reference})" if self.reference else ""),
+                f"{first} {float(self.row[first]):.4f}" if _finite(self.row.get(first)) else None,
+                f"{float(self.row[MACS]):.3f} GMACs", self.position(), self.versus_teacher()]
+        return ", ".join(b for b in bits if b)
+
+
+@dataclass
+class Exported:
+    pick: Pick
+    folder: Path
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _finite(v) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def reference_mask(df: pd.DataFrame) -> np.ndarray:
+    """True for the reference presets' trials (user attr ``preset`` is 'paper' or 'teacher')."""
+    if "preset" not in df:
+        return np.zeros(len(df), dtype=bool)
+    return df["preset"].isin(REFERENCES).to_numpy()
+
+
+def candidates(df: pd.DataFrame, part: str, include_references: bool = False) -> pd.DataFrame:
+    """Complete trials with every objective, the reference presets left out unless asked, with their own
+    ``front`` column (Pareto among these), sorted cheapest first (ties: better objectives first)."""
+    names = objectives.names(part)
+    ok = (df["state"] == "COMPLETE").to_numpy() & df.reindex(columns=names).notna().all(axis=1).to_numpy()
+    if not include_references:
+        ok &= ~reference_mask(df)
+    pool = df[ok].copy()
+    pool["front"] = pareto_mask(pool, part) if len(pool) else np.zeros(0, dtype=bool)
+    return pool.iloc[_order(pool, part, [MACS] + [n for n in names if n != MACS])]
+
+
+def _order(rows: pd.DataFrame, part: str, keys: list) -> np.ndarray:
+    """Positions of ``rows`` sorted by ``keys`` in turn, each in its objective's better-first direction."""
+    dirs = dict(objectives.OBJECTIVES[part])
+    cols = [rows[k].to_numpy(dtype=float) * (-1.0 if dirs[k] == "maximize" else 1.0) for k in keys]
+    return np.lexsort(cols[::-1]) if len(rows) else np.zeros(0, dtype=int)
+
+
+def best_index(front: pd.DataFrame, part: str) -> int:
+    """Position in ``front`` of the best first objective (ties: the other objectives, then the cheaper)."""
+    names = objectives.names(part)
+    return int(_order(front, part, names)[0])
+
+
+def spread(n: int, k: int, best: int) -> list:
+    """``k`` distinct positions among ``n`` points sorted cheapest first, evenly spaced by rank; with k >= 2
+    they include the cheapest (0) and ``best``; k = 1 is ``best`` alone."""
+    if k >= n:
+        return list(range(n))
+    if k == 1:
+        return [best]
+    picks = [int(math.floor(i * (n - 1) / (k - 1) + 0.5)) for i in range(k)]  # distinct: the step is >= 1
+    if best not in picks:  # a three-objective front's best need not be its most expensive point
+        nearest = min(range(1, k), key=lambda i: abs(picks[i] - best))
+        picks[nearest] = best
+    return sorted(picks)
+
+
+def pick(df: pd.DataFrame, part: str, top: int | None = None, trial: int | None = None,
+         budget: float | None = None, include_references: bool = False) -> list:
+    """The trials to export, as :class:`Pick` records, cheapest first.
+
+    ``trial``: that complete trial (a reference preset too). Otherwise the candidates' Pareto front (the
+    reference presets left out unless ``include_references``), within ``budget`` GMACs if given: ``top`` K
+    points spread along it from the cheapest to the best (default 1: the best)."""
+    if top is not None and top < 1:
+        raise space.ConfigError("top", f"{top}: export at least 1 trial")
+    if budget is not None and not budget > 0:
+        raise space.ConfigError("budget", f"{budget}: a decoder MAC budget is a positive number of GMACs")
+    teacher = _teacher(df)
     if trial is not None:
         rows = df[df["number"] == trial]
         if rows.empty or rows.iloc[0]["state"] != "COMPLETE":
             raise space.ConfigError("trial", f"trial {trial} is not a complete trial of this study")
-        return rows
-    front = df[df["pareto"]]
-    first, direction = objectives.OBJECTIVES[part][0]
-    return front.sort_values(first, ascending=direction == "minimize").head(top or 1)
+        include = include_references or bool(reference_mask(rows)[0])
+        pool = candidates(df, part, include)
+        if trial not in set(pool["number"]):
+            raise space.ConfigError("trial", f"trial {trial} has no {' and '.join(objectives.names(part))} to export")
+        return [_locate(df, pool, trial, part, include, budget, teacher)]
+
+    pool = candidates(df, part, include_references)
+    if pool.empty:
+        refs = df[reference_mask(df) & (df["state"] == "COMPLETE").to_numpy()]
+        hint = (f"; only the reference presets ({', '.join(sorted(set(refs['preset'])))}) are, "
+                "--include-references exports them" if not include_references and len(refs) else "")
+        raise space.ConfigError("export", f"no complete candidate in this study{hint}")
+    front = pool[pool["front"]]
+    if budget is not None:
+        front = front[front[MACS] <= budget]
+        if front.empty:  # the cheapest candidate is on the front: none fits at all
+            cheapest = pool.iloc[0]
+            hint = ""
+            if not include_references:
+                fits = df[reference_mask(df) & (df["state"] == "COMPLETE").to_numpy()
+                          & (df.reindex(columns=[MACS])[MACS] <= budget).to_numpy()]
+                if len(fits):
+                    hint = f" (reference {', '.join(fits['preset'])} fits: --include-references)"
+            raise space.ConfigError("budget", f"no candidate fits in {budget:g} GMACs: the cheapest, trial "
+                                              f"{int(cheapest['number'])}, needs {float(cheapest[MACS]):.3f} GMACs"
+                                    + hint)
+    chosen = spread(len(front), top or 1, best_index(front, part))
+    return [_locate(df, pool, int(front.iloc[i]["number"]), part, include_references, budget, teacher)
+            for i in chosen]
 
 
-def card(row: pd.Series, spec: dict, cfg: space.CodecConfig) -> str:
+def _teacher(df: pd.DataFrame) -> pd.Series | None:
+    if "preset" not in df:
+        return None
+    rows = df[(df["preset"] == "teacher").to_numpy() & df.reindex(columns=[MACS])[MACS].notna().to_numpy()]
+    if rows.empty:
+        return None
+    done = rows[rows["state"] == "COMPLETE"]  # a complete one has the metrics too; a pruned one MACs only
+    return (done if len(done) else rows).iloc[0]
+
+
+def _locate(df: pd.DataFrame, pool: pd.DataFrame, number: int, part: str, include: bool, budget, teacher) -> Pick:
+    front = pool[pool["front"]]
+    row = pool[pool["number"] == number].iloc[0]
+    on = bool(row["front"])
+    rank = int(np.flatnonzero(front["number"].to_numpy() == number)[0]) + 1 if on else None
+    best = on and int(front.iloc[best_index(front, part)]["number"]) == number
+    left_out = not include and bool((reference_mask(df) & (df["state"] == "COMPLETE").to_numpy()).any())
+    return Pick(row=row, part=part, rank=rank, front_size=len(front), cheaper_on_front=int((front[MACS] < row[MACS]).sum()),
+                best=best, references_left_out=left_out, budget=budget, teacher=teacher)
+
+
+def card(p: Pick, spec: dict, cfg: space.CodecConfig) -> str:
+    row = p.row
     fig = {k: row.get(k) for k in ("psnr", "bpp", "estimated_bpp", "ms_ssim", "decoding_time", "decoder_gmacs",
                                    "decoder_mparams", "decoder_gmacs_thop", "decoder_mparams_thop")}
     lines = [f"# Decoder {space.config_id(cfg)} (study {spec.get('study')}, trial {row['number']})", "",
-             "## Metrics (held-out photos)", ""]
-    lines += [f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in fig.items() if v is not None]
+             "## Where it sits", "", f"- Pareto front: {p.position()}"]
+    if p.reference:
+        lines.append(f"- this is the reference preset '{p.reference}', trained for comparison, not a searched candidate")
+    lines += [f"- vs teacher: {v}" for v in [p.versus_teacher()] if v]
+    lines += [f"- decoder MAC budget: {v}" for v in [p.within_budget()] if v]
+    lines += ["", "## Metrics (held-out photos)", ""]
+    lines += [f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in fig.items()
+              if v is not None and not (isinstance(v, float) and math.isnan(v))]
     lines += ["", "## How it was trained", "",
               f"- part searched: {spec.get('part')}, training schedule: {spec.get('schedule')}, lambda {spec.get('lmbda')}",
               f"- frozen teacher: {spec.get('teacher')}",
@@ -40,17 +244,19 @@ def card(row: pd.Series, spec: dict, cfg: space.CodecConfig) -> str:
     return "\n".join(lines)
 
 
-def export(df: pd.DataFrame, spec: dict, out_root: Path, top: int | None = None, trial: int | None = None) -> list:
+def export(df: pd.DataFrame, spec: dict, out_root: Path, top: int | None = None, trial: int | None = None,
+           budget: float | None = None, include_references: bool = False) -> list:
+    """Write each pick (see :func:`pick`) to ``out_root/<config id>/``; returns :class:`Exported` records."""
     written = []
-    for _, row in pick(df, spec.get("part", "synthesis"), top, trial).iterrows():
-        cfg = space.from_dict(json.loads(row["config_json"]))
+    for p in pick(df, spec.get("part", "synthesis"), top, trial, budget, include_references):
+        cfg = space.from_dict(json.loads(p.row["config_json"]))
+        src = Path(str(p.row.get("checkpoint") or ""))
+        if not src.is_file():
+            raise space.ConfigError("checkpoint", f"trial {p.number}'s checkpoint {src} is missing")
         folder = Path(out_root) / space.config_id(cfg)
         folder.mkdir(parents=True, exist_ok=True)
         space.save(cfg, folder / "config.json")
-        src = Path(row["checkpoint"])
-        if not src.is_file():
-            raise space.ConfigError("checkpoint", f"trial {row['number']}'s checkpoint {src} is missing")
         copy_file(src, folder / "codec.pt")
-        write_text(card(row, spec, cfg), folder / "card.md")
-        written.append(folder)
+        write_text(card(p, spec, cfg), folder / "card.md")
+        written.append(Exported(p, folder))
     return written

@@ -44,7 +44,7 @@ def main() -> int:
     step("4/5 results, Pareto plot and export", ["results", "demo", "--root", ROOT])
     run(["pareto", "demo", "--root", ROOT])
     run(["export", "demo", "--top", "1", "--root", ROOT])
-    export = sorted((ROOT / "demo" / "export").iterdir())[-1]
+    export = max((ROOT / "demo" / "export").glob("*/card.md"), key=lambda p: p.stat().st_mtime).parent  # this run's
     from asymllic.data import bundled
 
     photo = bundled("eval")[0]

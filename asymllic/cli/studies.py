@@ -69,11 +69,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--csv", default=None)
     p.set_defaults(run=run_factorize)
 
-    p = sub.add_parser("export", help="export the best trained decoders as codecs")
+    p = sub.add_parser("export", help="export the best trained decoders as codecs (never the reference presets "
+                                      "unless --include-references)")
     _study_args(p)
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--top", type=int, default=None)
-    g.add_argument("--trial", type=int, default=None)
+    g.add_argument("--top", type=int, default=None, metavar="K",
+                   help="K points spread along the Pareto front, from the cheapest to the best (default 1: the best)")
+    g.add_argument("--trial", type=int, default=None, metavar="N", help="that trial (a reference preset too)")
+    g.add_argument("--budget", type=float, default=None, metavar="GMACS",
+                   help="the best candidate whose decoder needs at most GMACS")
+    p.add_argument("--include-references", action="store_true",
+                   help="let the reference presets (teacher, paper) be picked too")
     p.set_defaults(run=run_export)
 
 
@@ -235,6 +241,8 @@ def run_export(args) -> int:
     from search.export import export
 
     _, df, spec = _load(args.study, args.storage, args.root)
-    for folder in export(df, spec, Path(args.root) / args.study / "export", args.top, args.trial):
-        print(folder)
+    for done in export(df, spec, Path(args.root) / args.study / "export", args.top, args.trial, args.budget,
+                       args.include_references):
+        print(done.pick.summary())
+        print(done.folder)
     return 0
