@@ -3,7 +3,9 @@
 Which trials: by default the best candidate, never a reference preset (the teacher or the paper's decoder,
 which every study trains first for comparison) unless ``include_references``; ``budget`` keeps to decoders
 within that many GMACs; ``top`` spreads K picks along the Pareto front from the cheapest to the best;
-``trial`` names one trial (a reference too). Each pick knows where it sits on the front, and its card says so.
+``trial`` names one trial (a reference too). The front is the study's own: quality against decoder MACs, or
+against decode time when it was searched with ``--objective latency`` (the budget stays in GMACs). Each pick
+knows where it sits on the front, and its card says so.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from .spec import REFERENCES
 from .table import pareto_mask
 
 MACS = "decoder_gmacs"
+MS = "decoder_ms"
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Pick:
     references_left_out: bool  # complete reference trials the front was drawn without
     budget: float | None = None
     teacher: pd.Series | None = None  # the study's teacher reference trial, when it has one
+    cost: str = "macs"  # the study's cost objective: macs or latency
 
     @property
     def number(self) -> int:
@@ -52,22 +56,27 @@ class Pick:
         n = self.front_size
         scope = " (reference presets left out)" if self.references_left_out else ""
         first = objectives.names(self.part)[0]
+        cheap, cheaper = ("cheapest", "cheaper") if self.cost == "macs" else ("fastest", "faster")
+        if self.cost != "macs":
+            scope = f" (quality vs decode time{'; reference presets left out' if self.references_left_out else ''})"
         if self.rank is None:
-            return (f"not on the Pareto front of {n} points{scope}: dominated; "
-                    f"{self.cheaper_on_front} of them are cheaper")
+            many = f"all {n} are" if self.cheaper_on_front == n > 1 else f"{self.cheaper_on_front} of them are"
+            return f"not on the Pareto front of {n} points{scope}: dominated; {many} {cheaper}"
         if n == 1:
             return f"the only Pareto point{scope}"
-        where = "cheapest" if self.rank == 1 else f"{ordinal(self.rank)} cheapest"
+        where = cheap if self.rank == 1 else f"{ordinal(self.rank)} {cheap}"
         return f"{where} of {n} Pareto points{scope}" + (f", the best {first} on the front" if self.best else "")
 
     def versus_teacher(self) -> str | None:
         """E.g. "0.35x the teacher's decoder MACs, -0.40 dB"; None when the study has no teacher trial."""
         t = self.teacher
-        if t is None or not _finite(t.get(MACS)) or not t[MACS] > 0:
+        if t is None or not (_finite(t.get(MACS)) and t[MACS] > 0 and _finite(self.row.get(MACS))):
             return None
         parts = [f"{self.row[MACS] / t[MACS]:.2f}x the teacher's decoder MACs"]
+        if self.cost != "macs" and _finite(self.row.get(MS)) and _finite(t.get(MS)) and t[MS] > 0:
+            parts.append(f"{self.row[MS] / t[MS]:.2f}x its decode time")
         for name in objectives.names(self.part):
-            if name == MACS or not (_finite(self.row.get(name)) and _finite(t.get(name))):
+            if name in (MACS, MS) or not (_finite(self.row.get(name)) and _finite(t.get(name))):
                 continue
             d = float(self.row[name]) - float(t[name])
             parts.append(f"{d:+.2f} dB" if name == "psnr" else
@@ -85,7 +94,9 @@ class Pick:
         first = objectives.names(self.part)[0]
         bits = [f"trial {self.number}" + (f" (reference {self.reference})" if self.reference else ""),
                 f"{first} {float(self.row[first]):.4f}" if _finite(self.row.get(first)) else None,
-                f"{float(self.row[MACS]):.3f} GMACs", self.position(), self.versus_teacher()]
+                f"{float(self.row[MACS]):.3f} GMACs" if _finite(self.row.get(MACS)) else None,
+                f"{float(self.row[MS]):.2f} ms" if self.cost != "macs" and _finite(self.row.get(MS)) else None,
+                self.position(), self.versus_teacher()]
         return ", ".join(b for b in bits if b)
 
 
@@ -114,29 +125,35 @@ def reference_mask(df: pd.DataFrame) -> np.ndarray:
     return df["preset"].isin(REFERENCES).to_numpy()
 
 
-def candidates(df: pd.DataFrame, part: str, include_references: bool = False) -> pd.DataFrame:
+def candidates(df: pd.DataFrame, part: str, include_references: bool = False, cost: str = "macs") -> pd.DataFrame:
     """Complete trials with every objective, the reference presets left out unless asked, with their own
     ``front`` column (Pareto among these), sorted cheapest first (ties: better objectives first)."""
-    names = objectives.names(part)
-    ok = (df["state"] == "COMPLETE").to_numpy() & df.reindex(columns=names).notna().all(axis=1).to_numpy()
-    if not include_references:
-        ok &= ~reference_mask(df)
-    pool = df[ok].copy()
-    pool["front"] = pareto_mask(pool, part) if len(pool) else np.zeros(0, dtype=bool)
-    return pool.iloc[_order(pool, part, [MACS] + [n for n in names if n != MACS])]
+    pool = df[_usable(df, part, cost) & (include_references | ~reference_mask(df))].copy()
+    pool["front"] = pareto_mask(pool, part, cost) if len(pool) else np.zeros(0, dtype=bool)
+    return _sorted(pool, part, cost)
 
 
-def _order(rows: pd.DataFrame, part: str, keys: list) -> np.ndarray:
+def _usable(df: pd.DataFrame, part: str, cost: str) -> np.ndarray:
+    names = objectives.names(part, cost)
+    return (df["state"] == "COMPLETE").to_numpy() & df.reindex(columns=names).notna().all(axis=1).to_numpy()
+
+
+def _sorted(rows: pd.DataFrame, part: str, cost: str) -> pd.DataFrame:
+    """Cheapest first by the study's cost, ties by the other objectives."""
+    names = objectives.names(part, cost)
+    return rows.iloc[_order(rows, part, cost, [names[-1]] + names[:-1])]
+
+
+def _order(rows: pd.DataFrame, part: str, cost: str, keys: list) -> np.ndarray:
     """Positions of ``rows`` sorted by ``keys`` in turn, each in its objective's better-first direction."""
-    dirs = dict(objectives.OBJECTIVES[part])
+    dirs = dict(zip(objectives.names(part, cost), objectives.directions(part, cost)))
     cols = [rows[k].to_numpy(dtype=float) * (-1.0 if dirs[k] == "maximize" else 1.0) for k in keys]
     return np.lexsort(cols[::-1]) if len(rows) else np.zeros(0, dtype=int)
 
 
-def best_index(front: pd.DataFrame, part: str) -> int:
+def best_index(front: pd.DataFrame, part: str, cost: str = "macs") -> int:
     """Position in ``front`` of the best first objective (ties: the other objectives, then the cheaper)."""
-    names = objectives.names(part)
-    return int(_order(front, part, names)[0])
+    return int(_order(front, part, cost, objectives.names(part, cost))[0])
 
 
 def spread(n: int, k: int, best: int) -> list:
@@ -154,12 +171,13 @@ def spread(n: int, k: int, best: int) -> list:
 
 
 def pick(df: pd.DataFrame, part: str, top: int | None = None, trial: int | None = None,
-         budget: float | None = None, include_references: bool = False) -> list:
+         budget: float | None = None, include_references: bool = False, cost: str = "macs") -> list:
     """The trials to export, as :class:`Pick` records, cheapest first.
 
     ``trial``: that complete trial (a reference preset too). Otherwise the candidates' Pareto front (the
-    reference presets left out unless ``include_references``), within ``budget`` GMACs if given: ``top`` K
-    points spread along it from the cheapest to the best (default 1: the best)."""
+    reference presets left out unless ``include_references``; quality against ``cost``, the study's
+    objective), drawn among those within ``budget`` GMACs if given: ``top`` K points spread along it from the
+    cheapest to the best (default 1: the best, i.e. the best candidate within the budget)."""
     if top is not None and top < 1:
         raise space.ConfigError("top", f"{top}: export at least 1 trial")
     if budget is not None and not budget > 0:
@@ -170,61 +188,68 @@ def pick(df: pd.DataFrame, part: str, top: int | None = None, trial: int | None 
         if rows.empty or rows.iloc[0]["state"] != "COMPLETE":
             raise space.ConfigError("trial", f"trial {trial} is not a complete trial of this study")
         include = include_references or bool(reference_mask(rows)[0])
-        pool = candidates(df, part, include)
+        pool = candidates(df, part, include, cost)
         if trial not in set(pool["number"]):
-            raise space.ConfigError("trial", f"trial {trial} has no {' and '.join(objectives.names(part))} to export")
-        return [_locate(df, pool, trial, part, include, budget, teacher)]
+            raise space.ConfigError("trial", f"trial {trial} has no {' and '.join(objectives.names(part, cost))} "
+                                             "to export")
+        return [_locate(df, pool, trial, part, include, budget, teacher, cost)]
 
-    pool = candidates(df, part, include_references)
+    pool = candidates(df, part, include_references, cost)
+    done = (df["state"] == "COMPLETE").to_numpy()
     if pool.empty:
-        refs = df[reference_mask(df) & (df["state"] == "COMPLETE").to_numpy()]
+        refs = df[reference_mask(df) & done]
         hint = (f"; only the reference presets ({', '.join(sorted(set(refs['preset'])))}) are, "
                 "--include-references exports them" if not include_references and len(refs) else "")
         raise space.ConfigError("export", f"no complete candidate in this study{hint}")
-    front = pool[pool["front"]]
+    within = pool
     if budget is not None:
-        front = front[front[MACS] <= budget]
-        if front.empty:  # the cheapest candidate is on the front: none fits at all
-            cheapest = pool.iloc[0]
+        within = pool[pool[MACS] <= budget] if MACS in pool else pool.iloc[:0]
+        if within.empty:
+            if MACS not in pool or pool[MACS].isna().all():
+                raise space.ConfigError("budget", "no candidate of this study has its decoder MACs counted")
+            cheapest = pool.loc[pool[MACS].idxmin()]
             hint = ""
             if not include_references:
-                fits = df[reference_mask(df) & (df["state"] == "COMPLETE").to_numpy()
-                          & (df.reindex(columns=[MACS])[MACS] <= budget).to_numpy()]
+                fits = df[reference_mask(df) & done & (df[MACS] <= budget).to_numpy()]
                 if len(fits):
                     hint = f" (reference {', '.join(fits['preset'])} fits: --include-references)"
             raise space.ConfigError("budget", f"no candidate fits in {budget:g} GMACs: the cheapest, trial "
                                               f"{int(cheapest['number'])}, needs {float(cheapest[MACS]):.3f} GMACs"
                                     + hint)
-    chosen = spread(len(front), top or 1, best_index(front, part))
-    return [_locate(df, pool, int(front.iloc[i]["number"]), part, include_references, budget, teacher)
+    front = within[pareto_mask(within, part, cost)]  # the front of what fits the budget
+    chosen = spread(len(front), top or 1, best_index(front, part, cost))
+    return [_locate(df, pool, int(front.iloc[i]["number"]), part, include_references, budget, teacher, cost)
             for i in chosen]
 
 
 def _teacher(df: pd.DataFrame) -> pd.Series | None:
-    if "preset" not in df:
+    if "preset" not in df or MACS not in df:
         return None
-    rows = df[(df["preset"] == "teacher").to_numpy() & df.reindex(columns=[MACS])[MACS].notna().to_numpy()]
+    rows = df[(df["preset"] == "teacher").to_numpy() & df[MACS].notna().to_numpy()]
     if rows.empty:
         return None
     done = rows[rows["state"] == "COMPLETE"]  # a complete one has the metrics too; a pruned one MACs only
     return (done if len(done) else rows).iloc[0]
 
 
-def _locate(df: pd.DataFrame, pool: pd.DataFrame, number: int, part: str, include: bool, budget, teacher) -> Pick:
+def _locate(df: pd.DataFrame, pool: pd.DataFrame, number: int, part: str, include: bool, budget, teacher,
+            cost: str) -> Pick:
+    """Where trial ``number`` sits on ``pool``'s front (cheapest first by ``cost``)."""
     front = pool[pool["front"]]
     row = pool[pool["number"] == number].iloc[0]
     on = bool(row["front"])
     rank = int(np.flatnonzero(front["number"].to_numpy() == number)[0]) + 1 if on else None
-    best = on and int(front.iloc[best_index(front, part)]["number"]) == number
+    best = on and int(front.iloc[best_index(front, part, cost)]["number"]) == number
+    axis = objectives.COSTS[cost]
     left_out = not include and bool((reference_mask(df) & (df["state"] == "COMPLETE").to_numpy()).any())
-    return Pick(row=row, part=part, rank=rank, front_size=len(front), cheaper_on_front=int((front[MACS] < row[MACS]).sum()),
-                best=best, references_left_out=left_out, budget=budget, teacher=teacher)
+    return Pick(row=row, part=part, rank=rank, front_size=len(front), cheaper_on_front=int((front[axis] < row[axis]).sum()),
+                best=best, references_left_out=left_out, budget=budget, teacher=teacher, cost=cost)
 
 
 def card(p: Pick, spec: dict, cfg: space.CodecConfig) -> str:
     row = p.row
     fig = {k: row.get(k) for k in ("psnr", "bpp", "estimated_bpp", "ms_ssim", "decoding_time", "decoder_gmacs",
-                                   "decoder_mparams", "decoder_gmacs_thop", "decoder_mparams_thop")}
+                                   "decoder_ms", "decoder_mparams", "decoder_gmacs_thop", "decoder_mparams_thop")}
     lines = [f"# Decoder {space.config_id(cfg)} (study {spec.get('study')}, trial {row['number']})", "",
              "## Where it sits", "", f"- Pareto front: {p.position()}"]
     if p.reference:
@@ -248,7 +273,8 @@ def export(df: pd.DataFrame, spec: dict, out_root: Path, top: int | None = None,
            budget: float | None = None, include_references: bool = False) -> list:
     """Write each pick (see :func:`pick`) to ``out_root/<config id>/``; returns :class:`Exported` records."""
     written = []
-    for p in pick(df, spec.get("part", "synthesis"), top, trial, budget, include_references):
+    part, cost = spec.get("part", "synthesis"), spec.get("objective", "macs")
+    for p in pick(df, part, top, trial, budget, include_references, cost):
         cfg = space.from_dict(json.loads(p.row["config_json"]))
         src = Path(str(p.row.get("checkpoint") or ""))
         if not src.is_file():

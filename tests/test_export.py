@@ -139,6 +139,21 @@ def test_the_card_says_where_the_pick_sits_on_the_front(tmp_path):
     assert plain.number == 5 and plain.position() == "4th cheapest of 4 Pareto points, the best psnr on the front"
 
 
+def test_a_latency_study_spreads_along_its_own_front_and_budgets_in_gmacs(tmp_path):
+    # searched with --objective latency: the front is PSNR against decode time (ms), the budget still GMACs
+    df = frame(tmp_path)
+    df["decoder_ms"] = [8.0, 30.0, 12.0, 4.0, 9.0, 20.0, 15.0, 25.0, np.nan, np.nan]
+    # candidates' latency front: 3 (4 ms), 6 (15 ms), 5 (20 ms); trial 2 is now dominated by the faster 3
+    assert numbers(pick(df, "synthesis", top=10, cost="latency")) == [3, 6, 5]
+    assert numbers(pick(df, "synthesis", top=2, cost="latency")) == [3, 5]
+    (done,) = export(df, {**SPEC, "objective": "latency"}, tmp_path / "export", budget=50)
+    assert done.pick.number == 7  # the best PSNR within 50 G, though off the latency front
+    text = (done.folder / "card.md").read_text()
+    assert ("not on the Pareto front of 3 points (quality vs decode time; reference presets left out): "
+            "dominated; all 3 are faster") in text
+    assert "0.30x the teacher's decoder MACs, 0.83x its decode time, -1.20 dB" in text
+
+
 def test_an_explicit_trial_is_exported_even_a_reference_or_off_the_front(tmp_path):
     df = frame(tmp_path)
     (teacher,) = pick(df, "synthesis", trial=1)
@@ -148,7 +163,7 @@ def test_an_explicit_trial_is_exported_even_a_reference_or_off_the_front(tmp_pat
     assert "this is the reference preset 'teacher'" in (done.folder / "card.md").read_text()
     (off,) = pick(df, "synthesis", trial=6)
     assert off.rank is None and "not on the Pareto front of 4 points" in off.position()
-    assert "4 of them are cheaper" in off.position()
+    assert "dominated; all 4 are cheaper" in off.position()
     for bad in (8, 9, 42):  # failed, pruned, absent
         with pytest.raises(space.ConfigError, match=f"trial {bad} is not a complete trial"):
             pick(df, "synthesis", trial=bad)
