@@ -25,7 +25,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 BUNDLED = {
     "train": ("astronaut.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png",
               "hubble_deep_field.jpg", "ihc.png", "retina.jpg"),
-    "eval": ("chelsea.png", "rocket.jpg", "camera.png"),
+    "eval": ("chelsea.png", "rocket.jpg", "camera.png"),  # selection: what a search ranks candidates by
+    "test": ("brick.png", "grass.png", "gravel.png", "moon.png"),  # reporting: never trained on nor selected by
 }
 
 

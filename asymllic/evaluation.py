@@ -2,7 +2,9 @@
 
 Results are written in CompressAI's JSON format (``name``, ``description``, ``results`` with lists
 ``psnr-rgb``, ``ms-ssim-rgb``, ``bpp``, ``encoding_time``, ``decoding_time``), one point per model, so
-CompressAI's plot tool and the BD-rate helpers here read them.
+CompressAI's plot tool and the BD-rate helpers here read them. ``bpp`` counts the entropy-coded payload,
+as CompressAI and LIC_TCM do (and BD-rates use it); ``file_bpp`` the whole ``.alic`` file (header,
+lengths and CRC included).
 """
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .bitstream import unpack
 from .coding import compress, decompress
 from .images import pad_to, read_image
 from .metrics import bpp_from_likelihoods, ms_ssim, psnr
 from .models import LicCodec
 
-METRICS = ("psnr-rgb", "ms-ssim-rgb", "bpp", "estimated_bpp", "encoding_time", "decoding_time")
+METRICS = ("psnr-rgb", "ms-ssim-rgb", "bpp", "file_bpp", "estimated_bpp", "encoding_time", "decoding_time", "mse")
 
 
 def centre_crop(x: torch.Tensor, side: int) -> torch.Tensor:
@@ -58,7 +61,9 @@ def evaluate_image(model: LicCodec, x: torch.Tensor, jpeg: bool = False) -> dict
     t2 = time.perf_counter()
     device = next(model.parameters()).device
     out = model(pad_to(x, model.config.pad_multiple()).to(device))
-    row = {"psnr-rgb": psnr(x_hat, x), "ms-ssim-rgb": ms_ssim(x_hat, x), "bpp": 8 * len(data) / (h * w),
+    payload = sum(len(s) for s in unpack(data).strings)  # the entropy-coded strings, as CompressAI counts
+    row = {"psnr-rgb": psnr(x_hat, x), "ms-ssim-rgb": ms_ssim(x_hat, x), "bpp": 8 * payload / (h * w),
+           "file_bpp": 8 * len(data) / (h * w), "mse": float(torch.mean((x_hat.clamp(0, 1) - x.clamp(0, 1)) ** 2)),
            "estimated_bpp": float(bpp_from_likelihoods(out["likelihoods"], h * w)),
            "encoding_time": t1 - t0, "decoding_time": t2 - t1, "width": w, "height": h}
     if jpeg:

@@ -51,19 +51,32 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
     if spec.part in ("synthesis", "joint"):
         paths["stage1"] = train_stage1(spec.teacher, cfg, schedule, spec.lmbda, spec.data, run("stage1"), steps)
     if spec.part in ("hyperprior", "joint"):
-        paths["stage2"] = train_stage2(spec.teacher, cfg, schedule, spec.lmbda, spec.data, run("stage2"), steps)
+        # joint: stage 2 against the teacher's g_s, or (sequential) against the stage-1 g_s just trained
+        synthesis = paths["stage1"] if spec.part == "joint" and spec.stage2_synthesis == "stage1" else None
+        paths["stage2"] = train_stage2(spec.teacher, cfg, schedule, spec.lmbda, spec.data, run("stage2"), steps,
+                                       synthesis_from=synthesis)
     codec = combine(paths["stage1"], paths["stage2"], trial_dir / "codec.pt") if spec.part == "joint" \
         else next(iter(paths.values()))
-    images = resolve(spec.eval_data or "bundled", "eval").paths
     device, _ = run("eval").resolved()
-    result = evaluate(load_codec(codec, device), images, name=trial_dir.name, max_side=schedule.eval_max_side,
-                      progress=False)
+    model = load_codec(codec, device)
+    out = {"train_seconds": time.perf_counter() - t0, "checkpoint": str(codec)}
+    # selected on one set, reported on another: the objectives use the first, test_* figures the second
+    for prefix, data, split in (("", spec.eval_data, "eval"), ("test_", spec.test_data, "test")):
+        r = evaluate(model, resolve(data or "bundled", split).paths, name=trial_dir.name,
+                     max_side=schedule.eval_max_side, progress=False)["results"]
+        out.update({f"{prefix}psnr": r["psnr-rgb"][0], f"{prefix}bpp": r["bpp"][0], f"{prefix}file_bpp": r["file_bpp"][0],
+                    f"{prefix}estimated_bpp": r["estimated_bpp"][0], f"{prefix}ms_ssim": r["ms-ssim-rgb"][0],
+                    f"{prefix}rd_cost": rd_cost(r["mse"][0], r["bpp"][0], spec.lmbda)})
+        if not prefix:
+            out["decoding_time"] = r["decoding_time"][0]
     for state in trial_dir.glob(f"stage*/{STATE_FILE}"):  # only a run that may resume needs its optimiser state
         state.unlink()
-    r = result["results"]
-    return {"psnr": r["psnr-rgb"][0], "bpp": r["bpp"][0], "estimated_bpp": r["estimated_bpp"][0],
-            "ms_ssim": r["ms-ssim-rgb"][0], "decoding_time": r["decoding_time"][0],
-            "train_seconds": time.perf_counter() - t0, "checkpoint": str(codec)}
+    return out
+
+
+def rd_cost(mse: float, bpp: float, lmbda: float) -> float:
+    """The rate-distortion cost training minimises, on real files: lambda * 255^2 * MSE + bpp (payload)."""
+    return lmbda * 255 ** 2 * mse + bpp
 
 
 def base_config(spec: SearchSpec) -> space.CodecConfig:

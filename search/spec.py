@@ -28,7 +28,9 @@ class SearchSpec:
     seed: int = 0
     sampler: str = "nsga2"
     data: str | None = None  # training images (default: bundled)
-    eval_data: str | None = None  # held-out images (default: bundled eval split)
+    eval_data: str | None = None  # selection images: the objectives (default: bundled eval split)
+    test_data: str | None = None  # reporting images: test_* figures (default: bundled test split)
+    stage2_synthesis: str = "teacher"  # joint: stage 2 against the teacher's g_s or the stage-1 g_s ("stage1")
     root: str = "results"
     size: tuple = (768, 512)  # where MACs are counted
     steps: int | None = None  # override the schedule's steps per candidate

@@ -73,6 +73,8 @@ def test_two_objective_study_end_to_end(tmp_path, smoke_teacher):
     for _, r in df.iterrows():
         assert os.path.isfile(r["checkpoint"]) and len(r["config_id"]) == 12 and r["decoder_gmacs"] > 0
         assert np.isfinite(r["psnr"]) and r["wall_seconds"] > 0
+        # selected on the eval photos, reported on the disjoint test photos; bpp is the payload's, as CompressAI's
+        assert np.isfinite(r["test_psnr"]) and r["test_psnr"] != r["psnr"] and r["file_bpp"] > r["bpp"] > 0
     # the front in the table is the non-dominated set of (psnr max, MACs min)
     assert df["pareto"].any()
     # results, pareto and export through the CLI; then the export is a real codec

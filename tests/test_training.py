@@ -48,6 +48,20 @@ def test_stages_train_only_their_parts(protocol):
     assert list(protocol["cache"].glob("*/*/meta.json")) and list(protocol["cache"].glob("*/*/y_hat.npy"))
 
 
+def test_stage2_through_the_stage1_decoder_is_the_sequential_reading(protocol, tmp_path):
+    s1 = load_codec(protocol["s1"])
+    seq = train_stage2(protocol["teacher"], space.get_preset("paper"), SMOKE, 0.0067, None,
+                       StageRun(tmp_path / "seq", protocol["cache"], progress=False), synthesis_from=protocol["s1"])
+    m = load_codec(seq)
+    assert m.config == space.get_preset("paper")  # the light g_s and the light hyperprior path
+    assert all(torch.equal(v, m.g_s.state_dict()[k]) for k, v in s1.g_s.state_dict().items())  # g_s stayed frozen
+    assert any(not torch.equal(v, m.h_mean_s.state_dict()[k])
+               for k, v in load_codec(protocol["s2"]).h_mean_s.state_dict().items())  # another path than via the teacher
+    run_cli("train", "stage2", "--teacher", protocol["teacher"], "--hyperprior", "paper", "--synthesis-from",
+            protocol["s1"], "--schedule", "smoke", "--out", tmp_path / "cli", "--cache", protocol["cache"], "--quiet")
+    assert load_codec(tmp_path / "cli" / "codec.pt").config == space.get_preset("paper")
+
+
 def test_combined_codec_round_trips_across_processes(protocol, tmp_path):
     img = tmp_path / "x.png"
     Image.fromarray(photo("chelsea", (150, 100))).save(img)

@@ -6,9 +6,21 @@ from pathlib import Path
 
 from asymllic.training.schedules import SCHEDULES
 
-from search.spec import BACKENDS, PARTS, SAMPLERS
+from search.objectives import COSTS
+from search.spec import BACKENDS, OBJECTIVES, PARTS, SAMPLERS
 
 from .common import MODEL_HELP, add_run_args, parse_size
+
+
+def _budget(text: str):
+    if text.lower() in ("none", "teacher"):
+        return text.lower()
+    try:
+        return float(text)
+    except ValueError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"a number of GMACs, 'teacher' or 'none' (got {text!r})") from None
 
 
 def _study_args(p) -> None:
@@ -26,14 +38,27 @@ def add_parsers(sub) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="optuna")
     p.add_argument("--storage", default=None, help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (Optuna) or concurrent trials (Ray)")
-    p.add_argument("--mac-budget", type=float, default=None, help="decoder GMACs at --size; over it a candidate is not trained")
+    p.add_argument("--mac-budget", type=_budget, default="teacher",
+                   help="decoder GMACs at --size over which a candidate is not trained: a number, 'teacher' (default: "
+                        "the teacher's decoder, a light decoder being the point) or 'none'")
+    p.add_argument("--objective", choices=OBJECTIVES, default="macs",
+                   help="the decoder cost minimised beside quality: MACs, or decode time measured per candidate")
+    p.add_argument("--latency-device", default="cpu", help="where decode time is measured: cpu or cuda")
+    p.add_argument("--latency-threads", type=int, default=None, help="CPU threads for the decode-time measurement")
+    p.add_argument("--latency-repeats", type=int, default=3, help="decodes timed (median) after one warm-up")
+    p.add_argument("--latency-budget", type=float, default=None,
+                   help="ms at --size on the latency target; over it a candidate is not trained")
     p.add_argument("--teacher", default=None, help="the frozen teacher: " + MODEL_HELP)
     p.add_argument("--lmbda", type=float, default=0.0067)
     p.add_argument("--sampler", choices=SAMPLERS, default="nsga2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per candidate (default: the schedule's)")
     p.add_argument("--data", default=None, help="training images (default: bundled photos)")
-    p.add_argument("--eval-data", default=None, help="held-out images (default: bundled eval photos)")
+    p.add_argument("--eval-data", default=None, help="selection images: the objectives (default: bundled eval photos)")
+    p.add_argument("--test-data", default=None,
+                   help="reporting images: test_* figures, never selected by (default: bundled test photos)")
+    p.add_argument("--stage2-synthesis", choices=("teacher", "stage1"), default="teacher",
+                   help="joint: stage 2 against the teacher's g_s, or the stage-1 g_s just trained (sequential)")
     p.add_argument("--size", type=parse_size, default=(768, 512), help="where MACs are counted")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: a local Ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
@@ -54,6 +79,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("pareto", help="Pareto plot, hypervolume history and axis importance (HTML + PNG)")
     _study_args(p)
     p.add_argument("--no-png", action="store_true")
+    p.add_argument("--x", choices=("macs", "latency"), default=None,
+                   help="the cost on the x axis (default: the one the study minimised)")
     p.set_defaults(run=run_pareto)
 
     p = sub.add_parser("factorize", help="combine a synthesis study's front and a hyperprior study's front")
@@ -88,14 +115,17 @@ def run_search(args) -> int:
 
     teacher = args.teacher or str(Path(args.root) / "teacher" / f"{args.schedule}-{args.lmbda:g}" / "codec.pt")
     spec = SearchSpec(study=args.study, part=args.part, schedule=args.schedule, trials=args.trials, backend=args.backend,
-                      storage=args.storage, workers=args.workers, mac_budget=args.mac_budget, teacher=teacher,
+                      storage=args.storage, workers=args.workers, mac_budget=None, teacher=teacher,
                       lmbda=args.lmbda, seed=args.seed, sampler=args.sampler, data=args.data, eval_data=args.eval_data,
                       root=args.root, size=tuple(args.size), steps=args.steps, enqueue_presets=not args.no_presets,
                       ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
                       gpus_per_trial=args.gpus_per_trial, heartbeat=args.heartbeat,
                       device="cuda" if args.gpus_per_trial and args.device == "auto" else args.device,
                       precision=args.precision, loader_workers=args.loader_workers, cache_gib=args.cache_gib,
-                      max_reuse=args.max_reuse, flips=args.flips, compile=args.compile)
+                      max_reuse=args.max_reuse, flips=args.flips, compile=args.compile, objective=args.objective,
+                      latency_device=args.latency_device, latency_threads=args.latency_threads,
+                      latency_repeats=args.latency_repeats, latency_budget=args.latency_budget, test_data=args.test_data,
+                      stage2_synthesis=args.stage2_synthesis)
     if args.backend == "optuna" or not args.gpus_per_trial:
         from asymllic.device import pick_device, pick_precision
 
@@ -108,6 +138,14 @@ def run_search(args) -> int:
     from asymllic.reference import resolve_config
 
     resolve_config(teacher)  # not a model: one line now, before the study is touched
+    if args.mac_budget == "teacher":
+        from search.candidate import base_config, complexity
+
+        spec.mac_budget = complexity(base_config(spec), spec.size)["decoder_gmacs"]
+        print(f"MAC budget: {spec.mac_budget:.2f} GMACs, the teacher's decoder at {spec.size[0]}x{spec.size[1]} "
+              "(--mac-budget N or none to change it)", flush=True)
+    elif args.mac_budget != "none":
+        spec.mac_budget = args.mac_budget
     from asymllic.files import check_writable
 
     check_writable(spec.dir)  # before the study is touched: an unwritable results folder is one line
@@ -164,10 +202,16 @@ def run_pareto(args) -> int:
     from search.table import hypervolume_history
 
     study, df, spec = _load(args.study, args.storage, args.root)
-    part = spec.get("part", "synthesis")
+    part, cost = spec.get("part", "synthesis"), spec.get("objective", "macs")
+    x = COSTS[args.x or cost]
+    if x not in df:
+        from asymllic.errors import AsymllicError
+
+        raise AsymllicError(f"study {args.study} has no {x} figures: it was searched with --objective {cost} "
+                            "(decode time is measured when the objective is latency or a --latency-budget is set)")
     out = Path(args.root) / args.study
-    paths = write_figure(pareto_figure(df, part, f"{args.study}: {part} search"), out / "pareto", png=not args.no_png)
-    hv = hypervolume_history(df, part)
+    paths = write_figure(pareto_figure(df, part, f"{args.study}: {part} search", x), out / "pareto", png=not args.no_png)
+    hv = hypervolume_history(df, part, cost)
     paths += write_figure(history_figure(hv, f"{args.study}: hypervolume history"), out / "history", png=not args.no_png)
     try:
         import warnings

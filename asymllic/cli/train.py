@@ -39,6 +39,8 @@ def add_parsers(sub) -> None:
     p = tsub.add_parser("stage2", help="train a light hyperprior path (h_a, h_s, f_c) on the frozen teacher")
     p.add_argument("--teacher", required=True)
     p.add_argument("--hyperprior", required=True, help="preset or config whose hyperprior part is trained")
+    p.add_argument("--synthesis-from", default=None, metavar="STAGE1_CKPT",
+                   help="train through this stage-1 checkpoint's light g_s (frozen) instead of the teacher's")
     _common(p, "results/stage2/<config id>")
     p.set_defaults(run=run_stage)
     p = tsub.add_parser("combine", help="frozen g_a + stage-1 g_s + stage-2 hyperprior path = one codec")
@@ -70,7 +72,8 @@ def run_stage(args) -> int:
     cfg = resolve_config(args.decoder if args.stage == "stage1" else args.hyperprior)
     schedule, run = _schedule_and_run(args, Path("results") / args.stage / f"{space.config_id(cfg)}-{args.schedule}-{args.lmbda:g}")
     fn = train_stage1 if args.stage == "stage1" else train_stage2
-    print(fn(args.teacher, cfg, schedule, args.lmbda, args.data, run, args.steps))
+    extra = {"synthesis_from": args.synthesis_from} if args.stage == "stage2" else {}
+    print(fn(args.teacher, cfg, schedule, args.lmbda, args.data, run, args.steps, **extra))
     return 0
 
 

@@ -185,10 +185,16 @@ def train_stage1(teacher_ref: str | Path, config: CodecConfig, schedule: Schedul
 
 
 def train_stage2(teacher_ref: str | Path, config: CodecConfig, schedule: Schedule, lmbda: float,
-                 data: str | None, run: StageRun, steps: int | None = None) -> Path:
-    """Light h_s + f_c of ``config.hyperprior``; h_a and the z prior retrain; full RD loss from y = g_a(x)."""
+                 data: str | None, run: StageRun, steps: int | None = None, synthesis_from: str | Path | None = None) -> Path:
+    """Light h_s + f_c of ``config.hyperprior``; h_a and the z prior retrain; full RD loss from y = g_a(x), through
+    the teacher's frozen g_s, or (``synthesis_from``: a stage-1 checkpoint; the sequential reading of the paper)
+    through that stage's light g_s, frozen."""
     steps = steps or schedule.steps("stage2")
-    teacher, model = _light_model(teacher_ref, run, hyperprior=config.hyperprior)
+    light_gs = load_codec(synthesis_from) if synthesis_from else None
+    part = {"synthesis": light_gs.config.synthesis} if light_gs else {}
+    teacher, model = _light_model(teacher_ref, run, hyperprior=config.hyperprior, **part)
+    if light_gs is not None:
+        model.g_s.load_state_dict(light_gs.g_s.state_dict())
     params, aux = _split_aux(_freeze_all_but(model, ("h_a",) + HYPERPRIOR_PARTS))
     latents = frozen_latents(teacher, schedule, data, run, steps, "stage2")
 
@@ -199,6 +205,7 @@ def train_stage2(teacher_ref: str | Path, config: CodecConfig, schedule: Schedul
 
     metrics = _loop("stage2 h_s+f_c", run, model, params, step_fn, schedule, steps, aux)
     return _finish(model, run, {"stage": "stage2", "schedule": schedule.name, "lmbda": lmbda, "last": metrics,
+                                "synthesis_from": str(synthesis_from) if synthesis_from else "teacher",
                                 "teacher": str(teacher_ref), "teacher_config_id": config_id(teacher.config)})
 
 
