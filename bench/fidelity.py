@@ -1,0 +1,128 @@
+"""How short can a candidate train and still be ranked right? Each of K decoders (the Table II presets
+plus sampled configs) is trained at a ladder of step counts (each rung continues the previous one's
+run) and scored on the selection photos after every rung, as a search scores it. Printed: Spearman
+and Kendall correlation of each rung's PSNR ranking with the longest rung's, the regret of choosing by
+a short rung (the PSNR lost at equal or lower MACs against the long rung's front), and the Table II
+ordering at the longest rung.
+
+    python bench/fidelity.py --teacher T [--part synthesis] [--rungs 40 160 640] [--k 8] [--schedule cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import space  # noqa: E402
+
+TABLE_II = ("g_s/ours", "g_s/rbu", "g_s/tcm_pruned", "g_s/conv_k5")  # the paper's order at equal MACs, best first
+TABLE_III = ("hp/slices_5_ours", "hp/slices_5_tcm_pruned", "hp/slices_2", "hp/slices_1")
+
+
+def candidates(part: str, k: int, base, seed: int) -> dict:
+    presets = TABLE_II if part == "synthesis" else TABLE_III
+    out = {}
+    for name in presets:
+        p = space.get_preset(name)
+        out[name] = space.CodecConfig(p.synthesis if part == "synthesis" else base.synthesis,
+                                      p.hyperprior if part == "hyperprior" else base.hyperprior, base.encoder_width)
+    rng = random.Random(seed)
+    from asymllic.complexity import count
+
+    teacher_gmacs = count(base, (768, 512), "exact").decoder.macs / 1e9
+    while len(out) < k:
+        cfg = space.config_from_params(space.random_params(rng, part), part, base)
+        if count(cfg, (768, 512), "exact").decoder.macs / 1e9 <= teacher_gmacs:  # light decoders only
+            out.setdefault(space.config_id(cfg), cfg)
+    return out
+
+
+def regret(df, rung: int, top: int) -> float:
+    """Mean over the long rung's front of the PSNR lost by taking, at no more MACs, the best of the short rung's
+    front instead (both read at the long rung)."""
+    short = df[df["rung"] == rung].set_index("name")
+    long = df[df["rung"] == top].set_index("name")
+    front_short = [n for n in short.index if not any((short.loc[m, "psnr"] >= short.loc[n, "psnr"]) and
+                   (short.loc[m, "gmacs"] <= short.loc[n, "gmacs"]) and m != n and
+                   ((short.loc[m, "psnr"] > short.loc[n, "psnr"]) or (short.loc[m, "gmacs"] < short.loc[n, "gmacs"]))
+                   for m in short.index)]
+    losses = []
+    for n in long.index:
+        within = [long.loc[m, "psnr"] for m in front_short if long.loc[m, "gmacs"] <= long.loc[n, "gmacs"]]
+        best_long = long[long["gmacs"] <= long.loc[n, "gmacs"]]["psnr"].max()
+        losses.append(best_long - (max(within) if within else float("nan")))
+    import numpy as np
+
+    return float(np.nanmean(losses))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--part", choices=("synthesis", "hyperprior"), default="synthesis")
+    p.add_argument("--rungs", type=int, nargs="+", default=[40, 160, 640])
+    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--schedule", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="results/fidelity")
+    args = p.parse_args(argv)
+    import pandas as pd
+    from scipy.stats import kendalltau, spearmanr
+
+    from asymllic.checkpoint import load_codec
+    from asymllic.complexity import count
+    from asymllic.data import resolve
+    from asymllic.evaluation import evaluate
+    from asymllic.reference import resolve_config
+    from asymllic.training import StageRun, get_schedule, train_stage1, train_stage2
+
+    schedule = get_schedule(args.schedule)
+    base = resolve_config(args.teacher)
+    cands = candidates(args.part, args.k, base, args.seed)
+    out = Path(args.out) / args.part
+    images = resolve(None, "eval").paths
+    train = train_stage1 if args.part == "synthesis" else train_stage2
+    rows = []
+    print(f"{len(cands)} {args.part} candidates, rungs {args.rungs} ({args.schedule} schedule)", flush=True)
+    for name, cfg in cands.items():
+        gmacs = count(cfg, (768, 512), "exact").decoder.macs / 1e9
+        run = StageRun(out / name.replace("/", "_"), Path("results/cache"), args.seed, progress=False, device="cpu")
+        t0 = time.perf_counter()
+        for rung in args.rungs:  # each rung resumes the previous one's state
+            ckpt = train(args.teacher, cfg, schedule, 0.0067, None, run, rung)
+            r = evaluate(load_codec(ckpt), images, name, max_side=schedule.eval_max_side, progress=False)["results"]
+            rows.append({"name": name, "rung": rung, "gmacs": gmacs, "psnr": r["psnr-rgb"][0], "bpp": r["bpp"][0],
+                         "rd_cost": 0.0067 * 255 ** 2 * r["mse"][0] + r["bpp"][0], "seconds": time.perf_counter() - t0})
+            print(f"  {name}: {rung} steps, {gmacs:.1f} GMACs, PSNR {rows[-1]['psnr']:.2f} dB, bpp {rows[-1]['bpp']:.4f}",
+                  flush=True)
+    df = pd.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "rungs.csv", index=False)
+    score = "psnr" if args.part == "synthesis" else "rd_cost"
+    sign = 1 if score == "psnr" else -1
+    top = max(args.rungs)
+    final = df[df["rung"] == top].set_index("name")[score]
+    summary = []
+    for rung in args.rungs:
+        s = df[df["rung"] == rung].set_index("name")[score].reindex(final.index)
+        summary.append({"rung": rung, "spearman": spearmanr(s, final)[0], "kendall": kendalltau(s, final)[0],
+                        "regret_db": regret(df, rung, top) if score == "psnr" else None,
+                        "winner": (s * sign).idxmax(), "winner_rank_at_top": int((final * sign).rank(ascending=False)[(s * sign).idxmax()])})
+    print("\nranking of each rung vs the longest:")
+    print(pd.DataFrame(summary).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    presets = TABLE_II if args.part == "synthesis" else TABLE_III
+    at_top = df[(df["rung"] == top) & df["name"].isin(presets)].sort_values(score, ascending=score != "psnr")
+    print(f"\n{'Table II' if args.part == 'synthesis' else 'Table III'} presets at {top} steps, best first "
+          f"(paper: {' > '.join(presets)}):")
+    print(at_top[["name", "gmacs", "psnr", "bpp", "rd_cost"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
