@@ -36,8 +36,10 @@ def checkpoint_file(ref: str | Path) -> Path | None:
         return path
     if text in space.PRESETS or (path.is_file() and path.suffix.lower() in CONFIG_SUFFIXES):
         return None
-    if path.suffix.lower() in CHECKPOINT_SUFFIXES + CONFIG_SUFFIXES:
-        raise CheckpointError(f"no such file: {path}")
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        raise CheckpointError(f"no such checkpoint: {path}")
+    if path.suffix.lower() in CONFIG_SUFFIXES:
+        raise CheckpointError(f"no such config file: {path}")
     raise CheckpointError(f"{text!r} is not a model: give {_what()}")
 
 

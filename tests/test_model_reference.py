@@ -56,7 +56,7 @@ def test_every_command_takes_every_kind_of_model(kind, references, tmp_path):
 
 def test_what_is_not_a_model_is_one_line(tmp_path, references):
     _, img = references
-    for bad, words in (("nonsense", "is not a model"), (str(tmp_path / "missing.pt"), "no such file"),
+    for bad, words in (("nonsense", "is not a model"), (str(tmp_path / "missing.pt"), "no such checkpoint"),
                        (str(tmp_path), "folder without codec.pt")):
         proc = run_cli("compress", img, tmp_path / "x.alic", "--model", bad, check=False)
         assert proc.returncode == 2 and words in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
