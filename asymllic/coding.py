@@ -43,11 +43,15 @@ def check_model(model: LicCodec, bs: Bitstream) -> None:
 
 
 @torch.no_grad()
-def decompress(model: LicCodec, data: bytes | Bitstream) -> torch.Tensor:
-    """.alic bytes (or their unpacked Bitstream) -> (1, 3, H, W) in [0, 1], after the header, CRC and model checks."""
+def decompress(model: LicCodec, data: bytes | Bitstream, synthesis=None) -> torch.Tensor:
+    """.alic bytes (or their unpacked Bitstream) -> (1, 3, H, W) in [0, 1], after the header, CRC and model checks.
+
+    ``synthesis``: a callable y_hat -> x_hat that replaces the final ``model.g_s`` call only (e.g.
+    ``asymllic.onnx_runtime.OnnxSynthesis``); the entropy decoding and the hyperprior path, which decide the
+    rANS decoder's scale indexes, run in torch as the encoder did."""
     bs = data if isinstance(data, Bitstream) else unpack(data)
     check_model(model, bs)
-    out = model.decompress([[bs.strings[0]], [bs.strings[1]]], bs.z_shape)
+    out = model.decompress([[bs.strings[0]], [bs.strings[1]]], bs.z_shape, synthesis=synthesis)
     return out["x_hat"][..., : bs.height, : bs.width].cpu()
 
 
@@ -76,8 +80,8 @@ def read_bitstream(path: str | Path) -> Bitstream:
     return unpack(path.read_bytes())
 
 
-def decompress_file(model: LicCodec, src: str | Path | Bitstream, dst: str | Path) -> dict:
-    """An .alic file (or one already read with ``read_bitstream``) -> an image file."""
-    x = decompress(model, src if isinstance(src, Bitstream) else read_bitstream(src))
+def decompress_file(model: LicCodec, src: str | Path | Bitstream, dst: str | Path, synthesis=None) -> dict:
+    """An .alic file (or one already read with ``read_bitstream``) -> an image file (``synthesis``: see decompress)."""
+    x = decompress(model, src if isinstance(src, Bitstream) else read_bitstream(src), synthesis=synthesis)
     write_image(x, dst)
     return {"width": x.shape[-1], "height": x.shape[-2]}

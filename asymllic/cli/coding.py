@@ -15,6 +15,11 @@ def add_parsers(sub) -> None:
     p.add_argument("input")
     p.add_argument("output")
     add_model_args(p)
+    p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                   help="where the synthesis decoder g_s runs: torch, or onnxruntime on the CPU (the entropy decoding "
+                        "and the hyperprior path always run in torch)")
+    p.add_argument("--onnx", default=None, metavar="PATH",
+                   help="with --runtime onnx: the g_s ONNX file (default: g_s.onnx in the --model export folder)")
     p.set_defaults(run=run_decompress)
 
     p = sub.add_parser("init", help="write an untrained (entropy tables built) codec checkpoint for a preset or config")
@@ -33,12 +38,42 @@ def run_compress(args) -> int:
     return 0
 
 
+def onnx_path(args):
+    """The g_s ONNX file of ``decompress --runtime onnx``: --onnx, else the export folder's g_s.onnx."""
+    from pathlib import Path
+
+    from asymllic.onnx_runtime import OnnxError
+
+    if args.onnx is not None:
+        if args.runtime != "onnx":
+            raise OnnxError("--onnx is for --runtime onnx (add --runtime onnx, or drop --onnx)")
+        return Path(args.onnx)
+    if args.runtime != "onnx":
+        return None
+    folder = Path(args.model)
+    if not folder.is_dir():
+        raise OnnxError("--runtime onnx needs --onnx PATH (a g_s exported with asymllic.onnx_runtime.export_synthesis),"
+                        " or --model an export folder holding g_s.onnx")
+    path = folder / "g_s.onnx"
+    if not path.is_file():
+        raise OnnxError(f"{folder} has no g_s.onnx: give --onnx PATH, or export it there "
+                        "(asymllic.onnx_runtime.export_synthesis)")
+    return path
+
+
 def run_decompress(args) -> int:
     from asymllic.coding import decompress_file, read_bitstream
 
     bs = read_bitstream(args.input)
-    info = decompress_file(load_model(args, (bs.width, bs.height), decoding=True), bs, args.output)
-    print(f"{args.output}: {info['width']}x{info['height']}")
+    path = onnx_path(args)
+    model = load_model(args, (bs.width, bs.height), decoding=True)
+    synthesis = None
+    if path is not None:
+        from asymllic.onnx_runtime import OnnxSynthesis
+
+        synthesis = OnnxSynthesis(path, model=model)
+    info = decompress_file(model, bs, args.output, synthesis=synthesis)
+    print(f"{args.output}: {info['width']}x{info['height']}" + (f" (g_s on onnxruntime: {path})" if path else ""))
     return 0
 
 

@@ -130,7 +130,9 @@ class LicCodec(CompressionModel):
         return {"strings": [[encoder.flush()], z_strings], "shape": z.size()[-2:]}
 
     @torch.no_grad()
-    def decompress(self, strings: list, shape) -> dict:
+    def decompress(self, strings: list, shape, synthesis=None) -> dict:
+        """``synthesis``: a callable y_hat -> x_hat run instead of ``g_s`` (e.g. ``asymllic.onnx_runtime.OnnxSynthesis``);
+        the entropy decoding and the hyperprior path always run here, where the file was encoded."""
         from compressai.ans import RansDecoder
 
         z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
@@ -146,5 +148,5 @@ class LicCodec(CompressionModel):
             rv = decoder.decode_stream(index.reshape(-1).tolist(), cdf, cdf_lengths, offsets)
             rv = torch.tensor(rv, dtype=mu.dtype, device=mu.device).reshape(mu.shape)
             y_hat_slices.append(self.refine(i, mean_support, gc.dequantize(rv, mu)))
-        x_hat = self.g_s(torch.cat(y_hat_slices, 1)).clamp_(0, 1)
+        x_hat = (self.g_s if synthesis is None else synthesis)(torch.cat(y_hat_slices, 1)).clamp_(0, 1)
         return {"x_hat": x_hat}
