@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ._checks import check_choice, check_divides, check_int, check_tuple, check_type
 from .errors import ConfigError
-from .synthesis import BLOCKS, HEAD_DIM_RANGE, WINDOWS, attention_width
+from .synthesis import HEAD_DIM_RANGE, WINDOWS, attention_width, block_names, is_attention_block
 
 LATENT_CHANNELS = 320  # M: channels of y, fixed by the frozen encoder
 HYPER_CHANNELS = 192  # channels of z, fixed by the frozen h_a
@@ -70,13 +70,17 @@ class HyperpriorConfig:
         check_type(f"{f}.lrp", self.lrp, bool)
         check_int(f"{f}.hs_width", self.hs_width, 8, 512)
         check_int(f"{f}.hs_depth", self.hs_depth, 0, 4)
-        check_choice(f"{f}.hs_block", self.hs_block, BLOCKS)
+        check_choice(f"{f}.hs_block", self.hs_block, block_names())
         check_int(f"{f}.hs_head_dim", self.hs_head_dim, *HEAD_DIM_RANGE)
         check_choice(f"{f}.hs_window", self.hs_window, WINDOWS)
-        if self.hs_depth and self.hs_block in ("convtrans", "wtb"):
+        if self.hs_uses_attention:
             if self.hs_block == "convtrans" and self.hs_width % 2:
                 raise ConfigError(f"{f}.hs_width", f"{self.hs_width} must be even for 'convtrans' blocks")
             check_divides(f"{f}.hs_head_dim", self.hs_head_dim, attention_width(self.hs_block, self.hs_width), "the hyper-decoder attention width")
+
+    @property
+    def hs_uses_attention(self) -> bool:
+        return self.hs_depth > 0 and is_attention_block(self.hs_block)
 
     @property
     def slice_channels(self) -> int:

@@ -17,14 +17,40 @@ from dataclasses import dataclass
 from ._checks import check_choice, check_divides, check_float, check_int, check_tuple, check_type
 from .errors import ConfigError
 
+# The one list of block and upsampler names: configs are validated against them, the search axes draw from
+# them, and asymllic.layers.factory refuses to import unless it has exactly one builder per name.
 UPSAMPLERS = ("rbu", "conv_k5", "subpel")  # ResidualBlockUpsample, 5x5 deconv (+IGDN), 3x3 sub-pixel conv
 BLOCKS = ("convtrans", "wtb", "res")  # TCM conv-transformer block, window-transformer block, residual block
+ATTENTION_BLOCKS = ("convtrans", "wtb")  # blocks with windowed attention: head_dims, window, shift, mlp_ratio apply
+_REGISTERED_BLOCKS: dict = {}  # name -> uses attention, for blocks declared at run time (register_block_name)
 WINDOWS = (2, 4, 8, 16, 32)
 HEAD_DIM_RANGE = (2, 256)
 WIDTH_RANGE = (8, 512)
 DEPTH_RANGE = (0, 8)
 MLP_RANGE = (0.5, 8.0)
 NUM_STAGES = 3  # stages with blocks; there are NUM_STAGES + 1 upsamplers
+
+
+def block_names() -> tuple:
+    """Every block a config may name: the declared BLOCKS, then those registered at run time."""
+    return BLOCKS + tuple(_REGISTERED_BLOCKS)
+
+
+def is_attention_block(block: str) -> bool:
+    return block in ATTENTION_BLOCKS or _REGISTERED_BLOCKS.get(block, False)
+
+
+def register_block_name(name: str, attention: bool = False) -> None:
+    """Declare a block name so configs naming it validate (``asymllic.layers.factory.register_block`` calls this
+    with the builder). Registered blocks are valid in configs but are not choices of the search axes."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError("block", f"a block name must be a non-empty string, got {name!r}")
+    if name in BLOCKS:
+        if bool(attention) != (name in ATTENTION_BLOCKS):
+            kind = "with" if name in ATTENTION_BLOCKS else "without"
+            raise ConfigError("block", f"{name!r} is a declared block {kind} attention; it cannot be redeclared")
+        return
+    _REGISTERED_BLOCKS[name] = bool(attention)
 
 
 def attention_width(block: str, width: int) -> int:
@@ -36,7 +62,7 @@ def attention_width(block: str, width: int) -> int:
 class SynthesisConfig:
     widths: tuple = (128, 128, 128)  # channels at stride 8, 4, 2
     depths: tuple = (2, 2, 2)  # blocks per stage (0: upsampler only)
-    block: str = "convtrans"  # one of BLOCKS
+    block: str = "convtrans"  # one of block_names()
     upsamplers: tuple = ("rbu", "rbu", "rbu", "subpel")  # one of UPSAMPLERS per x2 step
     shift: bool = True  # alternate plain (W) and shifted (SW) windows
     head_dims: tuple = (32, 16, 8)  # attention head width per stage
@@ -55,7 +81,7 @@ class SynthesisConfig:
             check_int(f"{f}.depths[{i}]", d, *DEPTH_RANGE)
         for i, u in enumerate(self.upsamplers):
             check_choice(f"{f}.upsamplers[{i}]", u, UPSAMPLERS)
-        check_choice(f"{f}.block", self.block, BLOCKS)
+        check_choice(f"{f}.block", self.block, block_names())
         check_type(f"{f}.shift", self.shift, bool)
         check_choice(f"{f}.window", self.window, WINDOWS)
         check_float(f"{f}.mlp_ratio", self.mlp_ratio, *MLP_RANGE)
@@ -65,14 +91,14 @@ class SynthesisConfig:
             for i, w in enumerate(self.widths):
                 if self.depths[i] and w % 2:
                     raise ConfigError(f"{f}.widths[{i}]", f"{w} must be even for 'convtrans' blocks (conv and transformer halves)")
-        if self.block in ("convtrans", "wtb"):
+        if is_attention_block(self.block):
             for i, (w, h) in enumerate(zip(self.widths, self.head_dims)):
                 if self.depths[i]:
                     check_divides(f"{f}.head_dims[{i}]", h, attention_width(self.block, w), f"the attention width of stage {i}")
 
     @property
     def uses_attention(self) -> bool:
-        return self.block in ("convtrans", "wtb") and any(self.depths)
+        return is_attention_block(self.block) and any(self.depths)
 
     def stage_strides(self) -> tuple:
         """Stride (downsampling factor vs the image) of each block stage."""

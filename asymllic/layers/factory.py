@@ -1,8 +1,13 @@
-"""Blocks and upsamplers by name: the one place a config string becomes a module."""
+"""Blocks and upsamplers by name: the one place a config string becomes a module.
+
+The names are declared in ``space`` (``space.BLOCKS``, ``space.UPSAMPLERS``); importing this module fails unless
+there is exactly one builder per declared name. ``register_block`` adds a builder and declares its name.
+"""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
+import space
 import torch.nn as nn
 from compressai.layers import GDN, ResidualBlock, ResidualBlockUpsample, conv3x3
 
@@ -34,7 +39,32 @@ _UPSAMPLERS: dict[str, Callable[[int, int, bool], nn.Module]] = {
 }
 
 
-def register_block(name: str, fn: Callable[..., nn.Module]) -> None:
+class BuilderMismatch(RuntimeError):
+    """The builders here and the names ``space`` declares disagree."""
+
+
+def check_builders(kind: str, builders: dict, declared: Iterable[str]) -> None:
+    """Raise BuilderMismatch unless ``builders`` has a builder for each declared name and none for another."""
+    declared = tuple(declared)
+    missing = [n for n in declared if n not in builders]
+    undeclared = [n for n in builders if n not in declared]
+    problems = ([f"no builder for {missing}"] if missing else []) + \
+        ([f"a builder for {undeclared}, which space does not declare"] if undeclared else [])
+    if problems:
+        raise BuilderMismatch(f"asymllic.layers.factory: the {kind} builders do not match the {kind} names declared "
+                              f"in space ({list(declared)}): {'; '.join(problems)}")
+
+
+check_builders("block", _BLOCKS, space.BLOCKS)
+check_builders("upsampler", _UPSAMPLERS, space.UPSAMPLERS)
+
+
+def register_block(name: str, fn: Callable[..., nn.Module], attention: bool = False) -> None:
+    """Add (or replace) the builder of block ``name`` and declare the name to ``space`` so configs may use it.
+
+    ``attention``: the block uses windowed attention, so head_dims, window, shift and mlp_ratio apply to it.
+    """
+    space.register_block_name(name, attention)
     _BLOCKS[name] = fn
 
 
