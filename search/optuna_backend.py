@@ -85,6 +85,7 @@ def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate, st
         try:
             record = run_trial(cfg, spec, trial_dir, evaluate)
         except MachineError as e:
+            trial.set_user_attr("error", str(e)[:1000])
             stopped.append(str(e))
             trial.study.stop()
             raise

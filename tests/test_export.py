@@ -86,13 +86,13 @@ def test_budget_picks_the_best_candidate_within_it(tmp_path):
         pick(df, "synthesis", budget=-1)
 
 
-def test_budget_minimises_bpp_when_the_hyperprior_is_searched(tmp_path):
-    # hyperprior studies: bpp minimised against MACs
+def test_budget_minimises_the_rd_cost_when_the_hyperprior_is_searched(tmp_path):
+    # hyperprior studies: the RD cost minimised against MACs
     trials = [(0, "COMPLETE", "paper", np.nan, 5.0), (1, "COMPLETE", "teacher", np.nan, 9.0),
               (2, "COMPLETE", None, np.nan, 2.0), (3, "COMPLETE", None, np.nan, 4.0), (4, "COMPLETE", None, np.nan, 6.0)]
     df = frame(tmp_path, trials, part="hyperprior")
-    df["bpp"] = [0.30, 0.28, 0.40, 0.35, 0.33]
-    assert numbers(pick(df, "hyperprior", budget=5)) == [3]  # 0.35 bpp at 4 G; the paper's 0.30 is a reference
+    df["rd_cost"] = [0.30, 0.28, 0.40, 0.35, 0.33]
+    assert numbers(pick(df, "hyperprior", budget=5)) == [3]  # 0.35 at 4 G; the paper's 0.30 is a reference
     assert numbers(pick(df, "hyperprior", budget=5, include_references=True)) == [0]
     assert numbers(pick(df, "hyperprior", top=3)) == [2, 3, 4]
 
