@@ -246,7 +246,7 @@ def _locate(df: pd.DataFrame, pool: pd.DataFrame, number: int, part: str, includ
                 best=best, references_left_out=left_out, budget=budget, teacher=teacher, cost=cost)
 
 
-def card(p: Pick, spec: dict, cfg: space.CodecConfig) -> str:
+def card(p: Pick, spec: dict, cfg: space.CodecConfig, onnx: dict | None = None) -> str:
     row = p.row
     fig = {k: row.get(k) for k in ("psnr", "bpp", "estimated_bpp", "ms_ssim", "decoding_time", "decoder_gmacs",
                                    "decoder_ms", "decoder_mparams", "decoder_gmacs_thop", "decoder_mparams_thop")}
@@ -266,12 +266,21 @@ def card(p: Pick, spec: dict, cfg: space.CodecConfig) -> str:
               "", "## Use", "", "```", "asymllic compress IN.png OUT.alic --codec <this folder>",
               "asymllic decompress OUT.alic OUT.png --codec <this folder>",
               "asymllic complexity <this folder>/config.json", "```", ""]
+    if onnx:
+        lines += ["## g_s.onnx (onnxruntime)", "",
+                  f"- checked against torch on {Path(onnx['image']).name} ({onnx['size'][0]}x{onnx['size'][1]}): "
+                  f"max abs difference {onnx['max_abs']:.2e} on [0, 1] ({onnx['max_levels']} of 255 levels), "
+                  f"PSNR {onnx['psnr_torch']:.3f} dB torch vs {onnx['psnr_onnx']:.3f} dB onnxruntime "
+                  f"({onnx['psnr_diff_db']:+.4f} dB); exporter {onnx['exporter']}",
+                  "- `asymllic decompress OUT.alic OUT.png --model <this folder> --runtime onnx` runs g_s in "
+                  "onnxruntime; the entropy decoding and the hyperprior path stay in torch", ""]
     return "\n".join(lines)
 
 
 def export(df: pd.DataFrame, spec: dict, out_root: Path, top: int | None = None, trial: int | None = None,
-           budget: float | None = None, include_references: bool = False) -> list:
-    """Write each pick (see :func:`pick`) to ``out_root/<config id>/``; returns :class:`Exported` records."""
+           budget: float | None = None, include_references: bool = False, onnx: bool = False) -> list:
+    """Write each pick (see :func:`pick`) to ``out_root/<config id>/``, with ``onnx`` also ``g_s.onnx`` checked
+    against torch on a photo; returns :class:`Exported` records."""
     written = []
     part, cost = spec.get("part", "synthesis"), spec.get("objective", "macs")
     for p in pick(df, part, top, trial, budget, include_references, cost):
@@ -283,6 +292,13 @@ def export(df: pd.DataFrame, spec: dict, out_root: Path, top: int | None = None,
         folder.mkdir(parents=True, exist_ok=True)
         space.save(cfg, folder / "config.json")
         copy_file(src, folder / "codec.pt")
-        write_text(card(p, spec, cfg), folder / "card.md")
+        check = None
+        if onnx:
+            from asymllic.checkpoint import load_codec
+            from asymllic.onnx_runtime import check_synthesis, export_synthesis
+
+            model = load_codec(folder / "codec.pt")
+            check = check_synthesis(model, export_synthesis(model, folder / "g_s.onnx"))
+        write_text(card(p, spec, cfg, check), folder / "card.md")
         written.append(Exported(p, folder))
     return written

@@ -229,3 +229,30 @@ def test_other_weights_and_unaligned_latents_are_refused(exported):
         synthesis(torch.zeros(1, 320, 5, 8))
     with pytest.raises(OnnxError, match=r"y_hat must be \(N, 320, h, w\)"):
         synthesis(torch.zeros(1, 192, 8, 8))
+
+
+def test_export_with_onnx_writes_a_checked_g_s_that_decompress_uses(tmp_path, photo_path):
+    """`asymllic export --onnx` (here its library call) writes g_s.onnx beside codec.pt, checked against torch on a
+    photo (the card says by how much); `decompress --runtime onnx --model <folder>` decodes through it."""
+    import json
+
+    import pandas as pd
+
+    import space
+    from asymllic.checkpoint import new_codec, save_codec
+    from search.export import export
+
+    cfg = space.get_preset("paper")
+    ckpt = save_codec(new_codec(cfg), tmp_path / "trial0.pt")
+    df = pd.DataFrame([{"number": 0, "state": "COMPLETE", "preset": None, "config_id": space.config_id(cfg),
+                        "psnr": 25.0, "bpp": 0.5, "decoder_gmacs": 81.3, "pareto": True,
+                        "config_json": json.dumps(space.to_dict(cfg)), "checkpoint": str(ckpt)}])
+    (done,) = export(df, {"study": "s", "part": "synthesis"}, tmp_path / "export", trial=0, onnx=True)
+    assert (done.folder / "g_s.onnx").is_file()
+    card = (done.folder / "card.md").read_text()
+    assert "g_s.onnx (onnxruntime)" in card and "max abs difference" in card
+    alic = tmp_path / "x.alic"
+    run_cli("compress", photo_path, alic, "--model", done.folder)
+    proc = run_cli("decompress", alic, tmp_path / "x.png", "--model", done.folder, "--runtime", "onnx")
+    assert str(done.folder / "g_s.onnx") in proc.stdout
+    assert Image.open(tmp_path / "x.png").size == (200, 136)

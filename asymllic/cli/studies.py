@@ -105,6 +105,8 @@ def add_parsers(sub) -> None:
     g.add_argument("--trial", type=int, default=None, metavar="N", help="that trial (a reference preset too)")
     g.add_argument("--budget", type=float, default=None, metavar="GMACS",
                    help="the best candidate whose decoder needs at most GMACS")
+    p.add_argument("--onnx", action="store_true",
+                   help="also write g_s.onnx (dynamic size), checked against torch on a photo (see the card)")
     p.add_argument("--include-references", action="store_true",
                    help="let the reference presets (teacher, paper) be picked too")
     p.set_defaults(run=run_export)
@@ -286,7 +288,7 @@ def run_export(args) -> int:
 
     _, df, spec = _load(args.study, args.storage, args.root)
     for done in export(df, spec, Path(args.root) / args.study / "export", args.top, args.trial, args.budget,
-                       args.include_references):
+                       args.include_references, args.onnx):
         print(done.pick.summary())
         print(done.folder)
     return 0
