@@ -68,7 +68,8 @@ def test_two_separately_started_workers_share_a_postgres_study(tmp_path, smoke_t
 
     name = "pg"
     args = [sys.executable, "-m", "asymllic", "search", "--study", name, "--schedule", "smoke", "--trials", "4",
-            "--teacher", smoke_teacher, "--root", str(tmp_path), "--storage", fresh_db, "--sampler", "random"]
+            "--teacher", smoke_teacher, "--root", str(tmp_path), "--storage", fresh_db, "--sampler", "random",
+            "--mac-budget", "none"]
     procs = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=900)

@@ -120,7 +120,7 @@ def _count(storage_dir, state):
 
 def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, smoke_teacher):
     args = [sys.executable, "-m", "asymllic", "search", "--study", "k", "--schedule", "smoke", "--trials", "4",
-            "--teacher", smoke_teacher, "--root", str(tmp_path), "--heartbeat", "2"]
+            "--teacher", smoke_teacher, "--root", str(tmp_path), "--heartbeat", "2", "--mac-budget", "none"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -150,7 +150,7 @@ def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, smoke
 
 def test_two_worker_processes_share_one_sqlite_study(tmp_path, smoke_teacher):
     run_cli("search", "--study", "w", "--schedule", "smoke", "--trials", "4", "--workers", "2", "--teacher", smoke_teacher,
-            "--root", tmp_path, "--no-presets")
+            "--root", tmp_path, "--no-presets", "--mac-budget", "none")
     study = open_study(SearchSpec(study="w", root=str(tmp_path)), create=False)
     assert sum(t.state.name == "COMPLETE" for t in study.trials) >= 4
     assert len({t.number for t in study.trials}) == len(study.trials)
