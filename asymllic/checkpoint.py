@@ -1,9 +1,13 @@
 """Loading and saving codecs: our own checkpoints and official LIC_TCM ``.pth.tar`` files.
 
 Only ``torch.load(..., weights_only=True)`` is used: a pickle that carries code is refused.
-Our format is a dict ``{"format": "asymllic-codec", "version": 1, "config": <space dict>,
-"state_dict": ..., "meta": {...}}``. An official TCM checkpoint is a dict with ``state_dict`` (keys
-maybe prefixed ``module.``); its encoder width N is read from the shapes.
+Our format is a dict ``{"format": "asymllic-codec", "version": 1|2, "config": <space dict>,
+"state_dict": ..., "meta": {...}}``. Version 2 may also hold ``"base": {"path", "parts", "digest"}``: a
+checkpoint of a fine-tuned stage keeps only the parts it trained (``parts``, e.g. ``g_s``: 27 MB of the
+teacher's 180 MB) and reads the frozen rest from the teacher checkpoint at ``path``, whose frozen tensors
+must still hash to ``digest``. An export is always self-contained (:func:`save_self_contained`).
+An official TCM checkpoint is a dict with ``state_dict`` (keys maybe prefixed ``module.``); its encoder width
+N is read from the shapes.
 """
 from __future__ import annotations
 
@@ -14,12 +18,12 @@ import torch
 from space import CodecConfig, ConfigError, config_id, from_dict, teacher_config, to_dict
 
 from .errors import CheckpointError
-from .files import save_torch
+from .files import copy_file, save_torch
 from .models import ENTROPY_TABLES, LicCodec
 
 FORMAT = "asymllic-codec"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
-VERSION = 1
+VERSION = 2
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -47,13 +51,49 @@ def _strip_module(state: dict) -> dict:
     return {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
-def config_and_state(obj: dict, path: str | Path = "checkpoint") -> tuple:
-    """(CodecConfig, state_dict) of our format or of an official TCM checkpoint."""
+def _part(key: str) -> str:
+    return key.split(".", 1)[0]
+
+
+def _frozen(state: dict, parts) -> dict:
+    return {k: v for k, v in state.items() if _part(k) not in parts}
+
+
+def _with_base(base: dict, state: dict, path) -> dict:
+    """The partial ``state`` completed by its base checkpoint's frozen tensors, checked against their digest."""
+    try:
+        src, parts, digest = Path(base["path"]), tuple(base["parts"]), str(base["digest"])
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{path}: bad base reference in checkpoint: {base!r}") from None
+    if not src.is_file():
+        raise CheckpointError(f"{path} holds only its trained parts ({', '.join(parts)}); the frozen rest comes from "
+                              f"{src}, which is missing: put that teacher back, or use an export (self-contained)")
+    frozen = _frozen(config_and_state(read_checkpoint(src), src)[1], parts)
+    if state_digest(frozen) != digest:
+        raise CheckpointError(f"{path}: its teacher {src} changed since this checkpoint was trained "
+                              "(the frozen weights differ)")
+    return {**frozen, **state}
+
+
+def config_of(obj: dict, path: str | Path = "checkpoint"):
+    """The CodecConfig of a checkpoint dict, without reading any base checkpoint."""
     if obj.get("format") == FORMAT:
         try:
-            return from_dict(obj["config"]), obj["state_dict"]
+            return from_dict(obj["config"])
         except (KeyError, ConfigError) as e:
             raise CheckpointError(f"{path}: bad config in checkpoint: {e}") from None
+    return config_and_state(obj, path)[0]
+
+
+def config_and_state(obj: dict, path: str | Path = "checkpoint") -> tuple:
+    """(CodecConfig, state_dict) of our format (a partial one completed by its base) or of an official TCM
+    checkpoint."""
+    if obj.get("format") == FORMAT:
+        config = config_of(obj, path)
+        state = obj.get("state_dict")
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path}: no state_dict in checkpoint")
+        return config, _with_base(obj["base"], state, path) if obj.get("base") else state
     state = obj.get("state_dict", obj)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: no state_dict of tensors found")
@@ -100,20 +140,55 @@ def load_codec(path: str | Path, device: str | torch.device = "cpu", size: tuple
     return model.to(device).eval()
 
 
-def save_codec(model: LicCodec, path: str | Path, meta: dict | None = None) -> Path:
-    """Atomic: a killed save or a full disk never leaves a half-written checkpoint."""
-    return save_torch({"format": FORMAT, "version": VERSION, "config": to_dict(model.config),
-                       "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                       "meta": dict(meta or {}, config_id=config_id(model.config))}, path)
+def save_codec(model: LicCodec, path: str | Path, meta: dict | None = None, base: str | Path | None = None,
+               parts: tuple = ()) -> Path:
+    """Atomic: a killed save or a full disk never leaves a half-written checkpoint. With ``base`` (the
+    checkpoint the model was fine-tuned from) only the trained ``parts`` are written, plus a reference to
+    ``base`` and the digest of the frozen tensors taken from it."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    obj = {"format": FORMAT, "version": VERSION, "config": to_dict(model.config),
+           "meta": dict(meta or {}, config_id=config_id(model.config))}
+    if base is not None:
+        base = Path(base).resolve()
+        frozen = _frozen(config_and_state(read_checkpoint(base), base)[1], parts)
+        obj["base"] = {"path": str(base), "parts": list(parts), "digest": state_digest(frozen)}
+        state = {k: v for k, v in state.items() if _part(k) in parts}
+    obj["state_dict"] = state
+    return save_torch(obj, path)
+
+
+def base_of(path: str | Path) -> tuple:
+    """(base checkpoint path or None, trained parts) of one of our checkpoints."""
+    base = read_checkpoint(path).get("base") or {}
+    return (Path(base["path"]) if base.get("path") else None), tuple(base.get("parts", ()))
+
+
+def save_self_contained(src: str | Path, dst: str | Path) -> Path:
+    """``src`` as a checkpoint that needs no other file (a partial one completed by its base; meta kept)."""
+    obj = read_checkpoint(src)
+    if not obj.get("base"):
+        return copy_file(src, dst)
+    config, state = config_and_state(obj, src)
+    return save_torch({"format": FORMAT, "version": VERSION, "config": to_dict(config), "state_dict": state,
+                       "meta": obj.get("meta", {})}, dst)
+
+
+def _hash(state: dict):
+    h = hashlib.sha256()
+    for name, tensor in sorted(state.items()):
+        h.update(name.encode())
+        t = tensor.detach().cpu().contiguous()
+        h.update((t.view(-1).view(torch.uint8) if t.numel() else t).numpy().tobytes())
+    return h
+
+
+def state_digest(state: dict) -> str:
+    return _hash(state).hexdigest()[:16]
 
 
 def weights_digest(model: LicCodec) -> bytes:
     """8-byte fingerprint of the weights and entropy tables, written into every bitstream."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.digest()[:8]
+    return _hash(model.state_dict()).digest()[:8]
 
 
 def new_codec(config: CodecConfig, seed: int = 0) -> LicCodec:

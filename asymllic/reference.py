@@ -13,7 +13,7 @@ from pathlib import Path
 
 import space
 
-from .checkpoint import CHECKPOINT_SUFFIXES, config_and_state, load_codec, new_codec, read_checkpoint
+from .checkpoint import CHECKPOINT_SUFFIXES, config_of, load_codec, new_codec, read_checkpoint
 from .errors import CheckpointError
 
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
@@ -47,7 +47,7 @@ def resolve_config(ref: str | Path) -> space.CodecConfig:
     """The architecture of any reference, without building the model."""
     ckpt = checkpoint_file(ref)
     if ckpt is not None:
-        return config_and_state(read_checkpoint(ckpt), ckpt)[0]
+        return config_of(read_checkpoint(ckpt), ckpt)
     return space.get_preset(str(ref)) if str(ref) in space.PRESETS else space.load(ref)
 
 

@@ -93,8 +93,8 @@ def main(argv=None) -> int:
         gmacs = count(cfg, (768, 512), "exact").decoder.macs / 1e9
         run = StageRun(out / name.replace("/", "_"), Path("results/cache"), args.seed, progress=False, device="cpu")
         t0 = time.perf_counter()
-        for rung in args.rungs:  # each rung resumes the previous one's state
-            ckpt = train(args.teacher, cfg, schedule, 0.0067, None, run, rung)
+        for rung in args.rungs:  # each rung resumes the previous one's state, in one plan (as a multi-fidelity search)
+            ckpt = train(args.teacher, cfg, schedule, 0.0067, None, run, rung, plan_steps=max(args.rungs))
             r = evaluate(load_codec(ckpt), images, name, max_side=schedule.eval_max_side, progress=False)["results"]
             rows.append({"name": name, "rung": rung, "gmacs": gmacs, "psnr": r["psnr-rgb"][0], "bpp": r["bpp"][0],
                          "rd_cost": 0.0067 * 255 ** 2 * r["mse"][0] + r["bpp"][0], "seconds": time.perf_counter() - t0})

@@ -87,6 +87,8 @@ def main(argv=None) -> int:
     p.add_argument("--search-schedule", default="paper", help="training schedule of the search candidates")
     p.add_argument("--search-steps", type=int, default=None, help="steps per search candidate (default --steps)")
     p.add_argument("--loader-workers", type=int, default=None)
+    p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16", "fp16"), default=["fp32", "bf16"],
+                   help="the precisions each training run is checked in (default fp32 bf16)")
     p.add_argument("--out", default=os.environ.get("OUT") or "results/gpu_check")
     args = p.parse_args(argv)
 
@@ -97,7 +99,7 @@ def main(argv=None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"torch {torch.__version__}, device {device} ({name}), crop {args.crop}, batch {args.batch}, "
           f"{args.steps} steps per run", flush=True)
-    precisions = ("fp32", "bf16")
+    precisions = tuple(args.precisions)
     # the paper's crop and batch; a small cache_crops so that a short run may cache
     schedule = get_schedule("paper", crop=args.crop, batch=args.batch, cache_crops=64,
                               checkpoint_every=max(1, args.steps), eval_max_side=0)
@@ -118,7 +120,7 @@ def main(argv=None) -> int:
 
     for precision in precisions:
         table.run("teacher (TCM-small)", teacher(precision), precision=precision, latents="-")
-    teacher_ckpt = ckpts.get("teacher-fp32") or ckpts.get("teacher-bf16")
+    teacher_ckpt = next((ckpts[f"teacher-{p}"] for p in precisions if f"teacher-{p}" in ckpts), None)
     if teacher_ckpt is None:
         print("no teacher was trained; the other checks need one", file=sys.stderr)
     else:
@@ -140,7 +142,7 @@ def main(argv=None) -> int:
         s1 = next((v for k, v in ckpts.items() if k.startswith("stage1")), None)
         s2 = next((v for k, v in ckpts.items() if k.startswith("stage2")), None)
         if s1 and s2:
-            table.run("eval: combined codec (bundled held-out photos)", lambda: _eval(s1, s2, work, device))
+            table.run("eval: combined codec (bundled held-out photos)", lambda: _eval(s1, s2, work, device, args.search_schedule))
             table.run("file coded on the device, decoded there and on the CPU", lambda: _cross(work, device))
     text = table.markdown()
     (out / "gpu_check.md").write_text(f"device: {device} ({name}), torch {torch.__version__}\n\n{text}")
@@ -169,13 +171,16 @@ def _search(args, device, teacher_ckpt, work) -> dict:
             + "/".join(f"{v:.2f}" for v in done["psnr"]) + " dB"}
 
 
-def _eval(s1, s2, work, device) -> dict:
+def _eval(s1, s2, work, device, schedule: str) -> dict:
+    """The combined codec on the bundled held-out photos, as large as the search schedule evaluates them."""
     from asymllic.checkpoint import load_codec
+    from asymllic.training import get_schedule
     from asymllic.data import resolve
     from asymllic.evaluation import evaluate
 
     codec = combine(s1, s2, work / "combined.pt")
-    r = evaluate(load_codec(codec, device), resolve(None, "eval").paths, "combined", progress=False)["results"]
+    r = evaluate(load_codec(codec, device), resolve(None, "eval").paths, "combined",
+                 max_side=get_schedule(schedule).eval_max_side, progress=False)["results"]
     return {"note": f"PSNR {r['psnr-rgb'][0]:.2f} dB, {r['bpp'][0]:.4f} bpp, decode {r['decoding_time'][0]:.3f} s/image"}
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 import space
@@ -11,7 +11,13 @@ from .spec import SearchSpec
 
 
 def complexity(cfg: space.CodecConfig, size: tuple) -> dict:
-    """Decoder/total params and MACs in both conventions, before any training."""
+    """Decoder/total params and MACs in both conventions, before any training. Counted once per config and size
+    in a process (a search meets the same configs again: the presets, a resumed study, the mirror)."""
+    return dict(_complexity(cfg, tuple(size)))
+
+
+@lru_cache(maxsize=1024)
+def _complexity(cfg: space.CodecConfig, size: tuple) -> dict:
     from asymllic.complexity import count
 
     out = {}
@@ -32,13 +38,13 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
     from asymllic.errors import AsymllicError
     from asymllic.evaluation import evaluate
     from asymllic.training import StageRun, combine, get_schedule, train_stage1, train_stage2
-    from asymllic.training.loop import STATE_FILE
 
     if not spec.teacher:
         raise AsymllicError(f"no teacher; train one with 'asymllic teacher train --schedule {spec.schedule}' and pass "
                             "--teacher")
     schedule = get_schedule(spec.schedule)
     steps = spec.steps or schedule.search_steps
+    plan = spec.plan_steps or steps  # a multi-fidelity rung stops early in the top rung's learning-rate plan
     cache = Path(spec.root) / "cache"
     t0 = time.perf_counter()
 
@@ -49,12 +55,12 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
 
     paths = {}
     if spec.part in ("synthesis", "joint"):
-        paths["stage1"] = train_stage1(spec.teacher, cfg, schedule, spec.lmbda, spec.data, run("stage1"), steps)
+        paths["stage1"] = train_stage1(spec.teacher, cfg, schedule, spec.lmbda, spec.data, run("stage1"), steps, plan)
     if spec.part in ("hyperprior", "joint"):
         # joint: stage 2 against the teacher's g_s, or (sequential) against the stage-1 g_s just trained
         synthesis = paths["stage1"] if spec.part == "joint" and spec.stage2_synthesis == "stage1" else None
         paths["stage2"] = train_stage2(spec.teacher, cfg, schedule, spec.lmbda, spec.data, run("stage2"), steps,
-                                       synthesis_from=synthesis)
+                                       synthesis_from=synthesis, plan_steps=plan)
     codec = combine(paths["stage1"], paths["stage2"], trial_dir / "codec.pt") if spec.part == "joint" \
         else next(iter(paths.values()))
     device, _ = run("eval").resolved()
@@ -69,9 +75,16 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
                     f"{prefix}rd_cost": rd_cost(r["mse"][0], r["bpp"][0], spec.lmbda)})
         if not prefix:
             out["decoding_time"] = r["decoding_time"][0]
-    for state in trial_dir.glob(f"stage*/{STATE_FILE}"):  # only a run that may resume needs its optimiser state
-        state.unlink()
+    if steps >= plan:  # only a run that may go on (to the next rung, or after a crash) needs its optimiser state
+        drop_resume_state(trial_dir)
     return out
+
+
+def drop_resume_state(trial_dir: Path) -> None:
+    from asymllic.training.loop import STATE_FILE
+
+    for state in Path(trial_dir).glob(f"stage*/{STATE_FILE}"):
+        state.unlink()
 
 
 def rd_cost(mse: float, bpp: float, lmbda: float) -> float:

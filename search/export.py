@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import space
-from asymllic.files import copy_file, write_text
+from asymllic.files import write_text
 
 from . import objectives
 from .spec import REFERENCES
@@ -281,6 +281,8 @@ def export(df: pd.DataFrame, spec: dict, out_root: Path, top: int | None = None,
            budget: float | None = None, include_references: bool = False, onnx: bool = False) -> list:
     """Write each pick (see :func:`pick`) to ``out_root/<config id>/``, with ``onnx`` also ``g_s.onnx`` checked
     against torch on a photo; returns :class:`Exported` records."""
+    from asymllic.checkpoint import save_self_contained
+
     written = []
     part, cost = spec.get("part", "synthesis"), spec.get("objective", "macs")
     for p in pick(df, part, top, trial, budget, include_references, cost):
@@ -291,7 +293,7 @@ def export(df: pd.DataFrame, spec: dict, out_root: Path, top: int | None = None,
         folder = Path(out_root) / space.config_id(cfg)
         folder.mkdir(parents=True, exist_ok=True)
         space.save(cfg, folder / "config.json")
-        copy_file(src, folder / "codec.pt")
+        save_self_contained(src, folder / "codec.pt")  # a trial's checkpoint may read its teacher; an export never
         check = None
         if onnx:
             from asymllic.checkpoint import load_codec

@@ -14,7 +14,8 @@ import space
 from . import objectives
 from .candidate import base_config, train_and_evaluate
 from .spec import SearchSpec, reference_params
-from .trial import FAILED, INFEASIBLE, MachineError, run_trial
+from .asha import minimise, promotable
+from .trial import FAILED, INFEASIBLE, STOPPED, MachineError, run_trial
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -67,6 +68,27 @@ def open_study(spec: SearchSpec, create: bool = True):
     return study
 
 
+def rung_key(rung: int) -> str:
+    return f"rung_{rung}"
+
+
+def rung_decider(spec: SearchSpec, trial) -> Callable:
+    """``on_rung`` of one Optuna trial: store its rung result in the study (every worker sees it) and rank it
+    among every result stored at that rung so far (``search.asha``). The reference presets always go on."""
+    directions = objectives.directions(spec.part, spec.objective)
+
+    def on_rung(rung: int, record) -> bool:
+        key = rung_key(rung)
+        trial.set_user_attr(key, minimise(record.values(spec.part, spec.objective), directions))
+        if trial.user_attrs.get("preset"):
+            return True
+        results = {t.number: t.user_attrs[key] for t in trial.study.get_trials(deepcopy=False) if key in t.user_attrs}
+        results[trial.number] = trial.user_attrs[key]
+        return promotable(results, trial.number, spec.eta)
+
+    return on_rung
+
+
 class TrialFailed(RuntimeError):
     """A candidate that crashed or gave no finite objective (its reason is the trial's ``error`` attribute)."""
 
@@ -83,7 +105,7 @@ def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate, st
         cfg = space.config_from_params(space.suggest_params(trial, spec.part), spec.part, base)
         trial_dir = spec.dir / "trials" / f"{trial.number:04d}-{space.config_id(cfg)}"
         try:
-            record = run_trial(cfg, spec, trial_dir, evaluate)
+            record = run_trial(cfg, spec, trial_dir, evaluate, rung_decider(spec, trial))
         except MachineError as e:
             trial.set_user_attr("error", str(e)[:1000])
             stopped.append(str(e))
@@ -91,7 +113,7 @@ def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate, st
             raise
         for k, v in record.attrs().items():
             trial.set_user_attr(k, v)
-        if record.status == INFEASIBLE:
+        if record.status in (INFEASIBLE, STOPPED):
             raise optuna.TrialPruned(record.reason)
         if record.status == FAILED:
             raise TrialFailed(record.reason)
@@ -108,8 +130,10 @@ def progress_callback(spec: SearchSpec):
     """One line per finished trial: how far the study is, and what the trial gave."""
     def report(study, trial) -> None:
         values = ", ".join(f"{n} {v:.4g}" for n, v in zip(objectives.names(spec.part, spec.objective), trial.values or []))
-        detail = values or trial.user_attrs.get("infeasible") or trial.user_attrs.get("error", "")
-        print(f"[{finished(study)}/{spec.trials}] trial {trial.number} {trial.state.name.lower()} "
+        attrs = trial.user_attrs
+        detail = values or attrs.get("infeasible") or attrs.get("stopped") or attrs.get("error", "")
+        state = "stopped" if "stopped" in attrs else trial.state.name.lower()
+        print(f"[{finished(study)}/{spec.trials}] trial {trial.number} {state} "
               f"{trial.user_attrs.get('config_id', '')}: {detail}", flush=True)
 
     return report

@@ -19,7 +19,8 @@ from asymllic.files import write_text
 from . import objectives
 from .candidate import base_config, complexity, train_and_evaluate
 from .spec import SearchSpec, reference_params
-from .trial import COMPLETE, FAILED, INFEASIBLE, TrialRecord, run_trial
+from .asha import minimise
+from .trial import COMPLETE, FAILED, INFEASIBLE, STOPPED, TrialRecord, run_trial
 
 
 RESULT_FILE = "result.json"
@@ -35,14 +36,30 @@ def _trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_eva
     cfg = space.config_from_params(params, spec.part, base_config(spec))
     trial_dir = spec.dir / "trials" / f"ray-{tune.get_context().get_trial_id()}-{space.config_id(cfg)}"
     done = trial_dir / RESULT_FILE
+    directions = objectives.directions(spec.part, spec.objective)
+    preset = next((name for name, p in reference_params(spec.part).items() if p == space.applicable(params, spec.part)),
+                  None)
+
+    def report(record: TrialRecord) -> None:
+        result = record.attrs()
+        result["record"] = json.dumps(record.to_dict())
+        if preset:
+            result["preset"] = preset
+        if "rung" in record.metrics and record.status in (COMPLETE, STOPPED):  # what MultiObjectiveASHA ranks
+            result["rung_values"] = json.dumps(minimise(record.values(spec.part, spec.objective), directions))
+        tune.report({k: v for k, v in result.items() if k != "config"})
+
+    def on_rung(rung: int, record: TrialRecord) -> bool:
+        # reported as stopped: if the scheduler stops the trial here, this is its last result
+        report(record.stopped(spec.rungs()[-1]))
+        return True
+
     if done.is_file():
         record = TrialRecord.from_dict(json.loads(done.read_text()))
     else:
-        record = run_trial(cfg, spec, trial_dir, evaluate)
+        record = run_trial(cfg, spec, trial_dir, evaluate, on_rung if spec.min_steps is not None else None)
         write_text(json.dumps(record.to_dict()), done)
-    result = record.attrs()
-    result["record"] = json.dumps(record.to_dict())
-    tune.report({k: v for k, v in result.items() if k != "config"})
+    report(record)
 
 
 def param_space(part: str) -> dict:
@@ -89,8 +106,13 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
         searcher = OptunaSearch(space=DefineByRun(spec.part), metric=objectives.names(spec.part, spec.objective),
                                 mode=["max" if d == "maximize" else "min" for d in objectives.directions(spec.part, spec.objective)],
                                 points_to_evaluate=points, seed=spec.seed)
+        scheduler = None
+        if spec.min_steps is not None:
+            from .ray_asha import MultiObjectiveASHA
+
+            scheduler = MultiObjectiveASHA(len(spec.rungs()) - 1, spec.eta)
         tuner = tune.Tuner(trainable,
-                           tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.trials,
+                           tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=spec.trials,
                                                        max_concurrent_trials=max(1, spec.workers)),
                            run_config=tune.RunConfig(name="tune", storage_path=str(path),
                                                      failure_config=tune.FailureConfig(fail_fast=False),
@@ -139,7 +161,8 @@ def mirror(spec: SearchSpec, grid):
     study.set_user_attr("backend", "ray")
     axes = {a.name: a for a in space.axes(spec.part)}
     references = {json.dumps(p, sort_keys=True): n for n, p in reference_params(spec.part).items()}
-    states = {COMPLETE: TrialState.COMPLETE, INFEASIBLE: TrialState.PRUNED, FAILED: TrialState.FAIL}
+    states = {COMPLETE: TrialState.COMPLETE, INFEASIBLE: TrialState.PRUNED, STOPPED: TrialState.PRUNED,
+              FAILED: TrialState.FAIL}
     for result in grid:
         params = space.applicable(result.config, spec.part) if result.config else {}
         dists = {k: IntDistribution(axes[k].low, axes[k].high) if axes[k].is_int else CategoricalDistribution(list(axes[k].choices))

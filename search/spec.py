@@ -33,7 +33,10 @@ class SearchSpec:
     stage2_synthesis: str = "teacher"  # joint: stage 2 against the teacher's g_s or the stage-1 g_s ("stage1")
     root: str = "results"
     size: tuple = (768, 512)  # where MACs are counted
-    steps: int | None = None  # override the schedule's steps per candidate
+    steps: int | None = None  # override the schedule's steps per candidate (with min_steps: the top rung)
+    min_steps: int | None = None  # multi-fidelity: the first rung's steps (see search.asha); None: one fidelity
+    eta: int = 3  # multi-fidelity: reduction factor between rungs (the best 1/eta go on)
+    plan_steps: int | None = None  # steps the learning-rate plan is laid out for (default: steps); set per rung
     enqueue_presets: bool = True  # the paper's decoder and the teacher are the first trials
     ray_address: str | None = None
     cpus_per_trial: float = 1.0
@@ -67,6 +70,15 @@ class SearchSpec:
     @property
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{(self.dir / 'study.db').as_posix()}"
+
+    def rungs(self) -> list:
+        """The steps each candidate is scored at: one fidelity ``[steps]``, or the multi-fidelity rungs."""
+        from asymllic.training.schedules import get_schedule
+
+        from .asha import rungs
+
+        top = self.steps or get_schedule(self.schedule).search_steps
+        return [top] if self.min_steps is None else rungs(self.min_steps, top, self.eta)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +15,7 @@ from . import objectives
 from .candidate import complexity, train_and_evaluate
 from .spec import SearchSpec
 
-COMPLETE, INFEASIBLE, FAILED = "complete", "infeasible", "failed"
+COMPLETE, INFEASIBLE, FAILED, STOPPED = "complete", "infeasible", "failed", "stopped"
 
 
 class MachineError(RuntimeError):
@@ -25,7 +25,8 @@ class MachineError(RuntimeError):
 
 @dataclass
 class TrialRecord:
-    status: str  # complete, infeasible (counted, never trained) or failed (with its reason)
+    status: str  # complete, infeasible (counted, never trained), failed (with its reason) or stopped (at a rung
+    #              below the top one by multi-fidelity search; its metrics are that rung's)
     config: dict
     config_id: str
     figures: dict  # params and MACs, both conventions, before any training
@@ -39,10 +40,17 @@ class TrialRecord:
             out["infeasible"] = self.reason
         elif self.status == FAILED:
             out["error"] = self.reason
+        elif self.status == STOPPED:
+            out["stopped"] = self.reason
         return out
 
     def values(self, part: str, cost: str = "macs") -> list:
         return objectives.values(part, {**self.figures, **self.metrics}, cost)
+
+    def stopped(self, top_steps: int) -> "TrialRecord":
+        """This record (scored at a rung below ``top_steps``) as the candidate's last: stopped there."""
+        m = self.metrics
+        return replace(self, status=STOPPED, reason=f"stopped at rung {m['rung']} ({m['steps']} of {top_steps} steps)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,11 +60,12 @@ class TrialRecord:
         return cls(**d)
 
 
-def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path,
-              evaluate: Callable = train_and_evaluate) -> TrialRecord:
+def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path, evaluate: Callable = train_and_evaluate,
+              on_rung: Callable | None = None) -> TrialRecord:
     """Count ``cfg``; over the MAC budget it is infeasible and never trained; else train and evaluate it in
-    ``trial_dir``. A crash of the candidate is a failed record; a machine error (full disk, read-only folder)
-    is raised as ``MachineError``."""
+    ``trial_dir``, rung by rung with multi-fidelity (``spec.min_steps``): after each rung below the top one
+    ``on_rung(rung, record)`` says whether it goes on (resuming from its checkpoint) or stops there. A crash of
+    the candidate is a failed record; a machine error (full disk, read-only folder) is raised as ``MachineError``."""
     from asymllic.files import describe, is_resource_error
 
     record = TrialRecord(COMPLETE, space.to_dict(cfg), space.config_id(cfg), complexity(cfg, spec.size))
@@ -75,20 +84,28 @@ def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path,
                                                        f"({record.figures['latency_target']})"
             return record
     t0 = time.perf_counter()
-    try:
-        metrics = evaluate(cfg, spec, trial_dir)
-    except Exception as e:  # noqa: BLE001 - a candidate's crash is its record, not the search's end
-        if is_resource_error(e):
-            raise MachineError(describe(e, trial_dir)) from e
-        record.status, record.reason = FAILED, f"{type(e).__name__}: {e}"[:1000]
-        return record
-    record.metrics = {**metrics, "wall_seconds": time.perf_counter() - t0}
-    try:
-        values = record.values(spec.part, spec.objective)
-    except KeyError as e:
-        values = [math.nan]
-        record.reason = f"no metric {e} in the evaluation"
-    if not all(math.isfinite(v) for v in values):
-        record.status = FAILED
-        record.reason = record.reason or f"non-finite objective {values}"
+    steps = spec.rungs()
+    for rung, rung_steps in enumerate(steps):
+        try:
+            metrics = evaluate(cfg, replace(spec, steps=rung_steps, plan_steps=steps[-1]), trial_dir)
+        except Exception as e:  # noqa: BLE001 - a candidate's crash is its record, not the search's end
+            if is_resource_error(e):
+                raise MachineError(describe(e, trial_dir)) from e
+            record.status, record.reason = FAILED, f"{type(e).__name__}: {e}"[:1000]
+            return record
+        record.metrics = {**metrics, "wall_seconds": time.perf_counter() - t0, "rung": rung, "steps": rung_steps}
+        try:
+            values = record.values(spec.part, spec.objective)
+        except KeyError as e:
+            values = [math.nan]
+            record.reason = f"no metric {e} in the evaluation"
+        if not all(math.isfinite(v) for v in values):
+            record.status = FAILED
+            record.reason = record.reason or f"non-finite objective {values}"
+            return record
+        if rung < len(steps) - 1 and on_rung is not None and not on_rung(rung, record):
+            from .candidate import drop_resume_state
+
+            drop_resume_state(trial_dir)
+            return record.stopped(steps[-1])
     return record

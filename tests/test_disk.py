@@ -52,7 +52,9 @@ def test_read_only_results_folder(disk, photo_path, teacher_ckpt, smoke_teacher)
 
 
 def test_full_disk_stops_the_search_and_keeps_the_study(disk, tmp_path, smoke_teacher):
-    root = disk(300)  # room for the first candidate (a 174 MB codec), not for a second one
+    # 110 MiB: room for the first candidate (the paper's g_s at its peak: 58 MB of resume state + a 19 MB
+    # checkpoint, then 19 MB kept), not for the second (the teacher's g_s: 81 MB of state, then a 27 MB checkpoint)
+    root = disk(110)
     db = tmp_path / "study.db"
     args = ["search", "--study", "full", "--schedule", "smoke", "--trials", "2", "--teacher", smoke_teacher,
             "--root", root, "--storage", f"sqlite:///{db}"]

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import space
 from conftest import run_cli
@@ -31,13 +32,13 @@ CONFIGS = [n for n in space.list_presets() if space.config_id(space.get_preset(n
 
 
 def frame(tmp_path, trials=TRIALS, part="synthesis") -> pd.DataFrame:
-    """A study table shaped like ``search.table.trials_frame``'s, with a small checkpoint file per trial."""
+    """A study table shaped like ``search.table.trials_frame``'s, with a small (weights-only) file per trial."""
     rows = []
     for (number, state, preset, psnr, gmacs), name in zip(trials, CONFIGS):
         cfg = space.get_preset(preset or name)
         ckpt = tmp_path / "trials" / f"{number}.pt"
         ckpt.parent.mkdir(parents=True, exist_ok=True)
-        ckpt.write_bytes(f"weights of trial {number}".encode())
+        torch.save({"weights of trial": number}, ckpt)
         rows.append({"number": number, "state": state, "preset": preset, "config_id": space.config_id(cfg),
                      "psnr": psnr, "bpp": 0.4 + number / 100, "decoder_gmacs": gmacs,
                      "config_json": json.dumps(space.to_dict(cfg)), "checkpoint": str(ckpt)})
@@ -65,7 +66,7 @@ def test_the_reference_presets_are_left_out_unless_asked(tmp_path):
     (done,) = export(df, SPEC, tmp_path / "export")
     assert done.pick.number == 5 and done.folder.name == df.loc[5, "config_id"]
     assert space.config_id(space.load(done.folder / "config.json")) == df.loc[5, "config_id"]
-    assert (done.folder / "codec.pt").read_bytes() == b"weights of trial 5"
+    assert (done.folder / "codec.pt").read_bytes() == (tmp_path / "trials" / "5.pt").read_bytes()
 
     only_refs = df[df["number"].isin([0, 1, 8])]
     with pytest.raises(space.ConfigError, match="only the reference presets .*--include-references"):

@@ -235,13 +235,14 @@ def test_gpu_check_runs_in_cpu_mode_without_ray_or_plotly(tmp_path):
     env = {**__import__("os").environ, "PYTHON": sys.executable, "PYTHONPATH": str(hide)}
     env.pop("OUT", None)
     proc = subprocess.run(["bash", "scripts/gpu_check.sh", "--device", "cpu", "--steps", "2", "--crop", "128",
-                           "--batch", "1", "--search-schedule", "smoke", "--loader-workers", "0", "--out", str(tmp_path / "out")],
+                           "--batch", "1", "--search-schedule", "smoke", "--loader-workers", "0", "--out", str(tmp_path / "out"),
+                           "--precisions", "fp32"],  # bf16 on the CPU: test_bf16_training_steps_run_...
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = (tmp_path / "out" / "gpu_check.md").read_text()
     rows = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["rows"]
     checks = [r["check"] for r in rows]
-    assert sum(c.startswith("teacher") for c in checks) == 2 and sum(c.startswith("stage") for c in checks) == 8
+    assert sum(c.startswith("teacher") for c in checks) == 1 and sum(c.startswith("stage") for c in checks) == 4
     assert any(c.startswith("search") for c in checks) and any("decoded there and on the CPU" in c for c in checks)
     assert all(r["status"] == "ok" for r in rows) and "bit-exact" in table
     assert {r["latents"] for r in rows if r["check"].startswith("stage")} == {"cache", "on the fly"}

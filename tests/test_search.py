@@ -122,8 +122,10 @@ def _count(storage_dir, state):
 
 
 def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, smoke_teacher):
+    """Multi-fidelity (rungs of 1 and 2 steps): a killed worker's trial is retried, finished ones are kept."""
     args = [sys.executable, "-m", "asymllic", "search", "--study", "k", "--schedule", "smoke", "--trials", "4",
-            "--teacher", smoke_teacher, "--root", str(tmp_path), "--heartbeat", "2", "--mac-budget", "none"]
+            "--teacher", smoke_teacher, "--root", str(tmp_path), "--heartbeat", "2", "--mac-budget", "none",
+            "--min-steps", "1"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -140,11 +142,11 @@ def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, smoke
     study = open_study(SearchSpec(study="k", root=str(tmp_path)), create=False)
     after = {t.number: t for t in study.trials}
     assert all(after[n].values == v for n, v in done_before.items())  # nothing finished was lost or redone
-    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 4
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) == 4  # complete or stopped at rung 0
     killed = [t for t in study.trials if t.state.name == "FAIL"]
     assert killed and all(t.state.name != "RUNNING" for t in study.trials)
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") in {k.number for k in killed}]
-    assert retried and retried[0].state.name == "COMPLETE"
+    assert retried and retried[0].state.name in ("COMPLETE", "PRUNED")
     # a third run does nothing: the study is complete
     n = len(study.trials)
     subprocess.run(args, cwd=ROOT, check=True, capture_output=True)
@@ -152,11 +154,17 @@ def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, smoke
 
 
 def test_two_worker_processes_share_one_sqlite_study(tmp_path, smoke_teacher):
+    """Multi-fidelity with two workers: both rank their rung results against everything stored at that rung."""
     run_cli("search", "--study", "w", "--schedule", "smoke", "--trials", "4", "--workers", "2", "--teacher", smoke_teacher,
-            "--root", tmp_path, "--no-presets", "--mac-budget", "none")
+            "--root", tmp_path, "--no-presets", "--mac-budget", "none", "--min-steps", "1")
     study = open_study(SearchSpec(study="w", root=str(tmp_path)), create=False)
-    assert sum(t.state.name == "COMPLETE" for t in study.trials) >= 4
-    assert len({t.number for t in study.trials}) == len(study.trials)
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) >= 4 and len({t.number for t in study.trials}) == len(study.trials)
+    assert all("rung_0" in t.user_attrs for t in finished)  # every candidate was scored at rung 0 ...
+    for t in finished:  # ... and either reached the top rung (2 steps) or was stopped at rung 0 (1 step)
+        assert t.user_attrs["steps"] == (2 if t.state.name == "COMPLETE" else 1)
+        assert (t.state.name == "PRUNED") == ("stopped" in t.user_attrs)
+    assert any(t.state.name == "COMPLETE" for t in finished)  # the first result at rung 0 always goes on
 
 
 def test_pareto_mask_is_the_non_dominated_set():
@@ -169,7 +177,7 @@ def test_pareto_mask_is_the_non_dominated_set():
 def test_same_seed_same_configs_and_metrics(tmp_path, smoke_teacher):
     frames = []
     for run in ("a", "b"):
-        spec = SearchSpec(study="d", schedule="smoke", teacher=smoke_teacher, root=str(tmp_path / run), trials=3,
+        spec = SearchSpec(study="d", schedule="smoke", teacher=smoke_teacher, root=str(tmp_path / run), trials=2,
                           sampler="nsga2", seed=11, enqueue_presets=False)
         frames.append(trials_frame(run_optuna(spec)).sort_values("number"))
     a, b = frames

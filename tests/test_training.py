@@ -8,11 +8,12 @@ import torch
 from PIL import Image
 
 import space
-from asymllic.checkpoint import load_codec
+from asymllic.checkpoint import base_of, load_codec, new_codec, save_codec, save_self_contained
+from asymllic.errors import CheckpointError
 from asymllic.coding import reconstruct
 from asymllic.data import DataError, resolve, scan
 from asymllic.images import read_image, to_uint8
-from asymllic.training import StageRun, TrainingDiverged, combine, get_schedule, train_stage1, train_stage2, train_teacher
+from asymllic.training import StageRun, TrainingDiverged, combine, get_schedule, train_stage1, train_stage2
 from asymllic.training.loop import STATE_FILE, LoopSpec, run_loop
 from conftest import photo, run_cli
 
@@ -20,10 +21,10 @@ SMOKE = get_schedule("smoke")
 
 
 @pytest.fixture(scope="module")
-def protocol(tmp_path_factory):
+def protocol(tmp_path_factory, smoke_teacher):
     root = tmp_path_factory.mktemp("protocol")
     cache = root / "cache"
-    teacher = train_teacher(space.teacher_config(64), SMOKE, 0.0067, None, StageRun(root / "teacher", cache, progress=False))
+    teacher = smoke_teacher
     paper = space.get_preset("paper")
     s1 = train_stage1(teacher, paper, SMOKE, 0.0067, None, StageRun(root / "s1", cache, progress=False))
     s2 = train_stage2(teacher, paper, SMOKE, 0.0067, None, StageRun(root / "s2", cache, progress=False))
@@ -46,6 +47,30 @@ def test_stages_train_only_their_parts(protocol):
     assert all(torch.equal(v, a.h_mean_s.state_dict()[k]) for k, v in s2.h_mean_s.state_dict().items())
     # stage 1's cache exists, keyed by the teacher's weights, complete (its meta is written last)
     assert list(protocol["cache"].glob("*/*/meta.json")) and list(protocol["cache"].glob("*/*/y_hat.npy"))
+
+
+def test_stage_checkpoints_hold_only_their_trained_parts(protocol, tmp_path):
+    teacher_size = Path(protocol["teacher"]).stat().st_size
+    assert base_of(protocol["s1"]) == (Path(protocol["teacher"]).resolve(), ("g_s",))
+    assert Path(protocol["s1"]).stat().st_size < teacher_size / 5  # g_s only: the frozen rest is the teacher's
+    assert base_of(protocol["asym"])[0] == Path(protocol["teacher"]).resolve()
+    full = save_self_contained(protocol["asym"], tmp_path / "full.pt")  # what an export writes
+    assert base_of(full) == (None, ())
+    a, f = load_codec(protocol["asym"]), load_codec(full)
+    assert all(torch.equal(v, f.state_dict()[k]) for k, v in a.state_dict().items())
+    # a moved or changed teacher is one clear line, never wrong weights
+    teacher = tmp_path / "teacher.pt"
+    teacher.write_bytes(Path(protocol["teacher"]).read_bytes())
+    part = save_codec(load_codec(protocol["s1"]), tmp_path / "part.pt", base=teacher, parts=("g_s",))
+    s1, back = load_codec(protocol["s1"]), load_codec(part)
+    assert all(torch.equal(v, back.state_dict()[k]) for k, v in s1.state_dict().items())
+    save_codec(new_codec(space.teacher_config(64), seed=1), teacher)
+    with pytest.raises(CheckpointError, match="changed since"):
+        load_codec(part)
+    teacher.unlink()
+    with pytest.raises(CheckpointError, match="which is missing"):
+        load_codec(part)
+    assert load_codec(full).config == space.get_preset("paper")  # the export needs nothing else
 
 
 def test_stage2_through_the_stage1_decoder_is_the_sequential_reading(protocol, tmp_path):

@@ -52,7 +52,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--lmbda", type=float, default=0.0067)
     p.add_argument("--sampler", choices=SAMPLERS, default="nsga2")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per candidate (default: the schedule's)")
+    p.add_argument("--steps", "--max-steps", dest="steps", type=int, default=None,
+                   help="fine-tuning steps per candidate (default: the schedule's); with --min-steps, the top rung")
+    p.add_argument("--min-steps", type=int, default=None,
+                   help="multi-fidelity (MO-ASHA): score candidates first after this many steps; only the best 1/eta "
+                        "at each rung train on (x eta steps), up to --steps")
+    p.add_argument("--eta", type=int, default=3, help="multi-fidelity reduction factor between rungs (default 3)")
     p.add_argument("--data", default=None, help="training images (default: bundled photos)")
     p.add_argument("--eval-data", default=None, help="selection images: the objectives (default: bundled eval photos)")
     p.add_argument("--test-data", default=None,
@@ -119,7 +124,7 @@ def run_search(args) -> int:
     spec = SearchSpec(study=args.study, part=args.part, schedule=args.schedule, trials=args.trials, backend=args.backend,
                       storage=args.storage, workers=args.workers, mac_budget=None, teacher=teacher,
                       lmbda=args.lmbda, seed=args.seed, sampler=args.sampler, data=args.data, eval_data=args.eval_data,
-                      root=args.root, size=tuple(args.size), steps=args.steps, enqueue_presets=not args.no_presets,
+                      root=args.root, size=tuple(args.size), steps=args.steps, min_steps=args.min_steps, eta=args.eta, enqueue_presets=not args.no_presets,
                       ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
                       gpus_per_trial=args.gpus_per_trial, heartbeat=args.heartbeat,
                       device="cuda" if args.gpus_per_trial and args.device == "auto" else args.device,
@@ -148,6 +153,9 @@ def run_search(args) -> int:
               "(--mac-budget N or none to change it)", flush=True)
     elif args.mac_budget != "none":
         spec.mac_budget = args.mac_budget
+    if spec.min_steps is not None:
+        print(f"multi-fidelity: candidates scored after {', '.join(map(str, spec.rungs()))} steps; at each rung "
+              f"only the best 1/{spec.eta} go on", flush=True)
     from asymllic.files import check_writable
 
     check_writable(spec.dir)  # before the study is touched: an unwritable results folder is one line
@@ -181,7 +189,7 @@ def _summary(study_name: str, storage, root) -> int:
 
 
 SHOW = ["number", "state", "pareto", "preset", "config_id", "psnr", "bpp", "decoder_gmacs", "decoder_mparams",
-        "decoder_gmacs_thop", "wall_seconds", "infeasible", "error"]
+        "decoder_gmacs_thop", "steps", "wall_seconds", "infeasible", "stopped", "error"]
 
 
 def run_results(args) -> int:

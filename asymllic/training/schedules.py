@@ -28,7 +28,7 @@ class Schedule:
 
 SCHEDULES = {
     "smoke": Schedule("smoke", crop=128, batch=1, teacher_steps=3, stage1_steps=3, stage2_steps=3,
-                         checkpoint_every=2, cache_crops=4, eval_max_side=128, search_steps=2),
+                         checkpoint_every=2, cache_crops=4, eval_max_side=64, search_steps=2),
     "cpu": Schedule("cpu", crop=128, batch=4, teacher_steps=600, stage1_steps=1000, stage2_steps=500,
                        checkpoint_every=100, cache_crops=256, eval_max_side=512, search_steps=150),
     "paper": Schedule("paper", crop=256, batch=8, teacher_steps=600_000, stage1_steps=600_000,

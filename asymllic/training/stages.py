@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from space import CodecConfig, config_id
 
-from ..checkpoint import load_codec, save_codec
-from ..reference import load_model
+from ..checkpoint import base_of, load_codec, save_codec
+from ..reference import checkpoint_file, load_model
 from ..data import Batches, resolve
 from ..device import pick_device, pick_precision, prepare
 from ..errors import AsymllicError
@@ -71,10 +71,13 @@ def warm_start(model: LicCodec, source: LicCodec) -> list:
 
 
 def _loop(name: str, run: StageRun, model: LicCodec, params: list, step_fn, schedule: Schedule, steps: int,
-          aux: list | None = None) -> dict:
+          aux: list | None = None, plan_steps: int | None = None) -> dict:
+    """Train to ``steps``; the learning rate drops at ``lr_drop`` of ``plan_steps`` (default ``steps``), so a run
+    stopped early and resumed later (a multi-fidelity rung) follows one plan."""
     device, precision = run.resolved()
+    plan = plan_steps or steps
     return run_loop(LoopSpec(name=name, run_dir=run.out_dir, model=model, params=params, step_fn=step_fn,
-                             steps=steps, lr=schedule.lr, lr_drop_at=int(steps * schedule.lr_drop),
+                             steps=steps, lr=schedule.lr, lr_drop_at=int(plan * schedule.lr_drop),
                              lr_after=schedule.lr_after, checkpoint_every=schedule.checkpoint_every,
                              aux_params=aux or [], progress=run.progress, device=device, precision=precision,
                              batch=schedule.batch))
@@ -86,9 +89,12 @@ def _compiled(model: LicCodec, parts: tuple, run: StageRun) -> None:
             getattr(model, part).compile()
 
 
-def _finish(model: LicCodec, run: StageRun, meta: dict) -> Path:
+def _finish(model: LicCodec, run: StageRun, meta: dict, teacher_ref=None, parts: tuple = ()) -> Path:
+    """Save the trained model; a stage fine-tuned from a teacher checkpoint keeps only its trained ``parts`` and
+    reads the frozen rest from that checkpoint (a preset teacher has no file: everything is written)."""
     model.update(force=True)
-    return save_codec(model.eval(), run.out_dir / CODEC_FILE, meta)
+    base = checkpoint_file(teacher_ref) if teacher_ref is not None else None
+    return save_codec(model.eval(), run.out_dir / CODEC_FILE, meta, base=base, parts=parts)
 
 
 def _split_aux(named) -> tuple:
@@ -167,25 +173,28 @@ def _light_model(teacher_ref, run: StageRun, **part) -> tuple:
 
 
 def train_stage1(teacher_ref: str | Path, config: CodecConfig, schedule: Schedule, lmbda: float,
-                 data: str | None, run: StageRun, steps: int | None = None) -> Path:
-    """Light g_s of ``config.synthesis`` on the frozen teacher; distortion-only loss from the teacher's y_hat."""
+                 data: str | None, run: StageRun, steps: int | None = None, plan_steps: int | None = None) -> Path:
+    """Light g_s of ``config.synthesis`` on the frozen teacher; distortion-only loss from the teacher's y_hat.
+    ``plan_steps``: the run's planned length when it stops early at ``steps`` (resumed later from its state)."""
     steps = steps or schedule.steps("stage1")
     teacher, model = _light_model(teacher_ref, run, synthesis=config.synthesis)
     params = [p for _, p in _freeze_all_but(model, ("g_s",))]
-    latents = frozen_latents(teacher, schedule, data, run, steps, "stage1")
+    latents = frozen_latents(teacher, schedule, data, run, plan_steps or steps, "stage1")
     _compiled(model, ("g_s",), run)
 
     def step_fn(step: int) -> dict:
         x, _, y_hat = latents.batch_at(step)
         return distortion_loss(model.g_s(y_hat), x, lmbda)
 
-    metrics = _loop("stage1 g_s", run, model, params, step_fn, schedule, steps)
+    metrics = _loop("stage1 g_s", run, model, params, step_fn, schedule, steps, plan_steps=plan_steps)
     return _finish(model, run, {"stage": "stage1", "schedule": schedule.name, "lmbda": lmbda, "last": metrics,
-                                "teacher": str(teacher_ref), "teacher_config_id": config_id(teacher.config)})
+                                "teacher": str(teacher_ref), "teacher_config_id": config_id(teacher.config)},
+                   teacher_ref, ("g_s",))
 
 
 def train_stage2(teacher_ref: str | Path, config: CodecConfig, schedule: Schedule, lmbda: float,
-                 data: str | None, run: StageRun, steps: int | None = None, synthesis_from: str | Path | None = None) -> Path:
+                 data: str | None, run: StageRun, steps: int | None = None, synthesis_from: str | Path | None = None,
+                 plan_steps: int | None = None) -> Path:
     """Light h_s + f_c of ``config.hyperprior``; h_a and the z prior retrain; full RD loss from y = g_a(x), through
     the teacher's frozen g_s, or (``synthesis_from``: a stage-1 checkpoint; the sequential reading of the paper)
     through that stage's light g_s, frozen."""
@@ -195,18 +204,20 @@ def train_stage2(teacher_ref: str | Path, config: CodecConfig, schedule: Schedul
     teacher, model = _light_model(teacher_ref, run, hyperprior=config.hyperprior, **part)
     if light_gs is not None:
         model.g_s.load_state_dict(light_gs.g_s.state_dict())
-    params, aux = _split_aux(_freeze_all_but(model, ("h_a",) + HYPERPRIOR_PARTS))
-    latents = frozen_latents(teacher, schedule, data, run, steps, "stage2")
+    trained = ("h_a",) + HYPERPRIOR_PARTS
+    params, aux = _split_aux(_freeze_all_but(model, trained))
+    latents = frozen_latents(teacher, schedule, data, run, plan_steps or steps, "stage2")
 
     def step_fn(step: int) -> dict:
         x, y, _ = latents.batch_at(step)
         out = model.entropy_forward(y)
         return rd_loss({"x_hat": model.g_s(out["y_hat"]), "likelihoods": out["likelihoods"]}, x, lmbda)
 
-    metrics = _loop("stage2 h_s+f_c", run, model, params, step_fn, schedule, steps, aux)
+    metrics = _loop("stage2 h_s+f_c", run, model, params, step_fn, schedule, steps, aux, plan_steps)
     return _finish(model, run, {"stage": "stage2", "schedule": schedule.name, "lmbda": lmbda, "last": metrics,
                                 "synthesis_from": str(synthesis_from) if synthesis_from else "teacher",
-                                "teacher": str(teacher_ref), "teacher_config_id": config_id(teacher.config)})
+                                "teacher": str(teacher_ref), "teacher_config_id": config_id(teacher.config)},
+                   teacher_ref, trained + (("g_s",) if light_gs is not None else ()))
 
 
 def combine(stage1_path: str | Path, stage2_path: str | Path, out: str | Path) -> Path:
@@ -225,4 +236,6 @@ def combine(stage1_path: str | Path, stage2_path: str | Path, out: str | Path) -
     if bad:
         raise AsymllicError(f"combine: no weights for {sorted(bad)[:3]}")
     model.update(force=True)
-    return save_codec(model.eval(), out, {"stage": "combined", "stage1": str(stage1_path), "stage2": str(stage2_path)})
+    base = base_of(stage1_path)[0]  # both stages' teacher (same g_a): the combined codec keeps all but g_a
+    return save_codec(model.eval(), out, {"stage": "combined", "stage1": str(stage1_path), "stage2": str(stage2_path)},
+                      base=base, parts=("g_s", "h_a") + HYPERPRIOR_PARTS if base else ())

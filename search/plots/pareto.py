@@ -22,6 +22,7 @@ class ParetoInfo(NamedTuple):
     dominated: pd.DataFrame
     infeasible: pd.DataFrame
     presets: pd.DataFrame
+    stopped: pd.DataFrame  # multi-fidelity: stopped at a lower rung, with that rung's figures (never on the front)
 
 
 def pareto_info(df: pd.DataFrame, part: str, x: str = "decoder_gmacs") -> ParetoInfo:
@@ -30,7 +31,8 @@ def pareto_info(df: pd.DataFrame, part: str, x: str = "decoder_gmacs") -> Pareto
     done = df[df["state"] == "COMPLETE"]
     presets = done[done["preset"].notna()] if "preset" in done else done.iloc[0:0]
     infeasible = df[df["infeasible"].notna()] if "infeasible" in df else df.iloc[0:0]
-    return ParetoInfo(x, y, done[done["pareto"]].sort_values(x), done[~done["pareto"]], infeasible, presets)
+    stopped = df[df["stopped"].notna()] if "stopped" in df else df.iloc[0:0]
+    return ParetoInfo(x, y, done[done["pareto"]].sort_values(x), done[~done["pareto"]], infeasible, presets, stopped)
 
 
 def _hover(df: pd.DataFrame) -> list:
@@ -53,6 +55,13 @@ def pareto_figure(df: pd.DataFrame, part: str, title: str = "", x: str = "decode
     fig.add_trace(go.Scatter(x=info.front[info.x], y=info.front[info.y], mode="lines+markers", name="Pareto front",
                              marker=dict(color="crimson", size=11), line=dict(shape="hv", color="crimson"),
                              text=_hover(info.front), hovertemplate="%{text}<br>%{x:.2f} " + UNITS[info.x] + ", %{y:.4f}<extra></extra>"))
+    if len(info.stopped):
+        text = [f"{h}<br>stopped at rung {int(r['rung'])} ({int(r['steps'])} steps)"
+                for h, (_, r) in zip(_hover(info.stopped), info.stopped.iterrows())]
+        fig.add_trace(go.Scatter(x=info.stopped[info.x], y=info.stopped[info.y], mode="markers",
+                                 name="stopped at a lower rung (its figures)",
+                                 marker=dict(symbol="circle-open", color="grey", size=8, opacity=0.5), text=text,
+                                 hovertemplate="%{text}<br>%{x:.2f} " + UNITS[info.x] + ", %{y:.4f}<extra></extra>"))
     for _, r in info.presets.iterrows():
         fig.add_trace(go.Scatter(x=[r[info.x]], y=[r[info.y]], mode="markers+text", name=f"{r['preset']} (preset)",
                                  text=[r["preset"]], textposition="top center",
