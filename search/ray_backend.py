@@ -112,7 +112,9 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
 
             scheduler = MultiObjectiveASHA(len(spec.rungs()) - 1, spec.eta)
         tuner = tune.Tuner(trainable,
+                           # a reused actor imports torch and counts a config once, not once per trial
                            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=spec.trials,
+                                                       reuse_actors=True,
                                                        max_concurrent_trials=max(1, spec.workers)),
                            run_config=tune.RunConfig(name="tune", storage_path=str(path),
                                                      failure_config=tune.FailureConfig(fail_fast=False),

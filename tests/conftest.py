@@ -1,7 +1,7 @@
 import io
 import os
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # two test processes on the machine's cores: one thread each (and children)
+if os.environ.get("PYTEST_XDIST_WORKER"):  # several test processes on the machine's cores: one thread each (and children)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 import subprocess
 import sys
