@@ -90,3 +90,12 @@ def smoke_teacher(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("smoke_teacher")
     return str(train_teacher(space.teacher_config(64), get_schedule("smoke"), 0.0067, None,
                              StageRun(root, root / "cache", progress=False)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Every Ray run in one test process (``--dist loadgroup``): two Ray runtimes at once on two cores slow each
+    other several times over."""
+    for item in items:
+        if item.module.__name__ == "test_ray" or "[ray]" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("ray"))
