@@ -59,6 +59,11 @@ def _frozen(state: dict, parts) -> dict:
     return {k: v for k, v in state.items() if _part(k) not in parts}
 
 
+def _frozen_of(base: Path, parts) -> dict:
+    """The tensors a partial checkpoint takes from its base: all but its trained ``parts``."""
+    return _frozen(config_and_state(read_checkpoint(base), base)[1], parts)
+
+
 def _with_base(base: dict, state: dict, path) -> dict:
     """The partial ``state`` completed by its base checkpoint's frozen tensors, checked against their digest."""
     try:
@@ -68,7 +73,7 @@ def _with_base(base: dict, state: dict, path) -> dict:
     if not src.is_file():
         raise CheckpointError(f"{path} holds only its trained parts ({', '.join(parts)}); the frozen rest comes from "
                               f"{src}, which is missing: put that teacher back, or use an export (self-contained)")
-    frozen = _frozen(config_and_state(read_checkpoint(src), src)[1], parts)
+    frozen = _frozen_of(src, parts)
     if state_digest(frozen) != digest:
         raise CheckpointError(f"{path}: its teacher {src} changed since this checkpoint was trained "
                               "(the frozen weights differ)")
@@ -150,8 +155,7 @@ def save_codec(model: LicCodec, path: str | Path, meta: dict | None = None, base
            "meta": dict(meta or {}, config_id=config_id(model.config))}
     if base is not None:
         base = Path(base).resolve()
-        frozen = _frozen(config_and_state(read_checkpoint(base), base)[1], parts)
-        obj["base"] = {"path": str(base), "parts": list(parts), "digest": state_digest(frozen)}
+        obj["base"] = {"path": str(base), "parts": list(parts), "digest": state_digest(_frozen_of(base, parts))}
         state = {k: v for k, v in state.items() if _part(k) in parts}
     obj["state_dict"] = state
     return save_torch(obj, path)
