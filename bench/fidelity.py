@@ -10,7 +10,6 @@ ordering at the longest rung.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -42,25 +41,6 @@ def candidates(part: str, k: int, base, seed: int) -> dict:
     return out
 
 
-def regret(df, rung: int, top: int) -> float:
-    """Mean over the long rung's front of the PSNR lost by taking, at no more MACs, the best of the short rung's
-    front instead (both read at the long rung)."""
-    short = df[df["rung"] == rung].set_index("name")
-    long = df[df["rung"] == top].set_index("name")
-    front_short = [n for n in short.index if not any((short.loc[m, "psnr"] >= short.loc[n, "psnr"]) and
-                   (short.loc[m, "gmacs"] <= short.loc[n, "gmacs"]) and m != n and
-                   ((short.loc[m, "psnr"] > short.loc[n, "psnr"]) or (short.loc[m, "gmacs"] < short.loc[n, "gmacs"]))
-                   for m in short.index)]
-    losses = []
-    for n in long.index:
-        within = [long.loc[m, "psnr"] for m in front_short if long.loc[m, "gmacs"] <= long.loc[n, "gmacs"]]
-        best_long = long[long["gmacs"] <= long.loc[n, "gmacs"]]["psnr"].max()
-        losses.append(best_long - (max(within) if within else float("nan")))
-    import numpy as np
-
-    return float(np.nanmean(losses))
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True)
@@ -72,14 +52,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/fidelity")
     args = p.parse_args(argv)
     import pandas as pd
-    from scipy.stats import kendalltau, spearmanr
-
     from asymllic.checkpoint import load_codec
     from asymllic.complexity import count
     from asymllic.data import resolve
     from asymllic.evaluation import evaluate
     from asymllic.reference import resolve_config
     from asymllic.training import StageRun, get_schedule, train_stage1, train_stage2
+    from search.candidate import rd_cost
+    from search.fidelity import agreement
 
     schedule = get_schedule(args.schedule)
     base = resolve_config(args.teacher)
@@ -97,30 +77,23 @@ def main(argv=None) -> int:
             ckpt = train(args.teacher, cfg, schedule, 0.0067, None, run, rung, plan_steps=max(args.rungs))
             r = evaluate(load_codec(ckpt), images, name, max_side=schedule.eval_max_side, progress=False)["results"]
             rows.append({"name": name, "rung": rung, "gmacs": gmacs, "psnr": r["psnr-rgb"][0], "bpp": r["bpp"][0],
-                         "rd_cost": 0.0067 * 255 ** 2 * r["mse"][0] + r["bpp"][0], "seconds": time.perf_counter() - t0})
+                         "rd_cost": rd_cost(r["mse"][0], r["bpp"][0], 0.0067), "seconds": time.perf_counter() - t0})
             print(f"  {name}: {rung} steps, {gmacs:.1f} GMACs, PSNR {rows[-1]['psnr']:.2f} dB, bpp {rows[-1]['bpp']:.4f}",
                   flush=True)
     df = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "rungs.csv", index=False)
-    score = "psnr" if args.part == "synthesis" else "rd_cost"
-    sign = 1 if score == "psnr" else -1
+    score, maximise = ("psnr", True) if args.part == "synthesis" else ("rd_cost", False)
+    summary = agreement(df, score, maximise)
+    print(f"\nranking of each rung vs the longest ({score}; regret in {'dB' if maximise else 'RD cost'}):")
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     top = max(args.rungs)
-    final = df[df["rung"] == top].set_index("name")[score]
-    summary = []
-    for rung in args.rungs:
-        s = df[df["rung"] == rung].set_index("name")[score].reindex(final.index)
-        summary.append({"rung": rung, "spearman": spearmanr(s, final)[0], "kendall": kendalltau(s, final)[0],
-                        "regret_db": regret(df, rung, top) if score == "psnr" else None,
-                        "winner": (s * sign).idxmax(), "winner_rank_at_top": int((final * sign).rank(ascending=False)[(s * sign).idxmax()])})
-    print("\nranking of each rung vs the longest:")
-    print(pd.DataFrame(summary).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     presets = TABLE_II if args.part == "synthesis" else TABLE_III
     at_top = df[(df["rung"] == top) & df["name"].isin(presets)].sort_values(score, ascending=score != "psnr")
     print(f"\n{'Table II' if args.part == 'synthesis' else 'Table III'} presets at {top} steps, best first "
           f"(paper: {' > '.join(presets)}):")
     print(at_top[["name", "gmacs", "psnr", "bpp", "rd_cost"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    (out / "summary.json").write_text(summary.to_json(orient="records", indent=1))
     return 0
 
 

@@ -18,6 +18,14 @@ class MultiObjectiveASHA(FIFOScheduler):
         self.top_rung, self.eta = top_rung, eta
         self.results: dict = defaultdict(dict)  # rung -> {trial id: minimised objectives}
 
+    def on_trial_add(self, tune_controller, trial) -> None:
+        """A trial restored by ``Tuner.restore`` brings the rung results it reported before (its last result
+        carries them all), so the ledger a restored search ranks against is the one it had."""
+        super().on_trial_add(tune_controller, trial)
+        for rung, values in json.loads((trial.last_result or {}).get("rung_history", "{}")).items():
+            if int(rung) < self.top_rung:
+                self.results[int(rung)][trial.trial_id] = values
+
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         rung = result.get("rung")
         if rung is None or "rung_values" not in result or rung >= self.top_rung:

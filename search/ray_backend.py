@@ -24,6 +24,7 @@ from .trial import COMPLETE, FAILED, INFEASIBLE, STOPPED, TrialRecord, run_trial
 
 
 RESULT_FILE = "result.json"
+RUNGS_FILE = "rungs.json"
 
 
 def _trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_evaluate) -> None:
@@ -40,6 +41,9 @@ def _trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_eva
     preset = next((name for name, p in reference_params(spec.part).items() if p == space.applicable(params, spec.part)),
                   None)
 
+    rungs_seen = trial_dir / RUNGS_FILE  # {rung: minimised values}: every rung result reported so far
+    history = json.loads(rungs_seen.read_text()) if rungs_seen.is_file() else {}
+
     def report(record: TrialRecord) -> None:
         result = record.attrs()
         result["record"] = json.dumps(record.to_dict())
@@ -47,6 +51,10 @@ def _trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_eva
             result["preset"] = preset
         if "rung" in record.metrics and record.status in (COMPLETE, STOPPED):  # what MultiObjectiveASHA ranks
             result["rung_values"] = json.dumps(minimise(record.values(spec.part, spec.objective), directions))
+            history[str(record.metrics["rung"])] = json.loads(result["rung_values"])
+            write_text(json.dumps(history), rungs_seen)
+        # the last result carries every rung: a scheduler restored with the trial rebuilds its ledger from it
+        result["rung_history"] = json.dumps(history)
         tune.report({k: v for k, v in result.items() if k != "config"})
 
     def on_rung(rung: int, record: TrialRecord) -> bool:

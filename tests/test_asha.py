@@ -58,6 +58,31 @@ def test_promotions_on_hand_made_rung_results():
         promotable(RUNG, "Z", 3)
 
 
+
+def test_the_ray_scheduler_ranks_against_the_rung_results_of_a_restored_search():
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from search.ray_asha import MultiObjectiveASHA
+
+    def trial(key, history):  # what Tuner.restore hands the scheduler: the trial and its last reported result
+        return SimpleNamespace(trial_id=key, last_result={"rung_history": json.dumps(history)}, config={},
+                               evaluated_params={})
+
+    scheduler = MultiObjectiveASHA(top_rung=2, eta=3)
+    for key in "ABC":  # three trials of the interrupted run, each reported rungs 0 and 1 (and the top rung 2)
+        scheduler.on_trial_add(None, trial(key, {"0": RUNG[key], "1": RUNG[key], "2": RUNG[key]}))
+    assert scheduler.results[0] == {k: RUNG[k] for k in "ABC"} and 2 not in scheduler.results
+    # a new trial at rung 0 that A dominates: with the restored ledger it is 4th of 4 and stops; a scheduler
+    # that forgot them would see it first at its rung and let it go on
+    d = trial("D", {})
+    scheduler.on_trial_add(None, d)
+    decision = scheduler.on_trial_result(None, d, {"rung": 0, "rung_values": json.dumps(RUNG["D"])})
+    assert decision == TrialScheduler.STOP
+    assert MultiObjectiveASHA(2, 3).on_trial_result(None, d, {"rung": 0, "rung_values": json.dumps(RUNG["D"])}) \
+        == TrialScheduler.CONTINUE
+
 def test_a_candidate_resumes_from_its_checkpoint_at_each_rung(tmp_path, smoke_teacher):
     """Real training (smoke): rung 0 trains 1 step, rung 1 goes on to 2 from the saved state; a stopped candidate
     keeps its checkpoint and rung figures and drops its optimiser state."""
