@@ -66,8 +66,10 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
     device, _ = run("eval").resolved()
     model = load_codec(codec, device)
     out = {"train_seconds": time.perf_counter() - t0, "checkpoint": str(codec)}
-    # selected on one set, reported on another: the objectives use the first, test_* figures the second
-    for prefix, data, split in (("", spec.eval_data, "eval"), ("test_", spec.test_data, "test")):
+    # selected on one set, reported on another: the objectives use the first, test_* figures the second (only at
+    # the top rung: a lower rung's result only decides whether the candidate goes on)
+    sets = (("", spec.eval_data, "eval"),) + ((("test_", spec.test_data, "test"),) if steps >= plan else ())
+    for prefix, data, split in sets:
         r = evaluate(model, resolve(data or "bundled", split).paths, name=trial_dir.name,
                      max_side=schedule.eval_max_side, progress=False)["results"]
         out.update({f"{prefix}psnr": r["psnr-rgb"][0], f"{prefix}bpp": r["bpp"][0], f"{prefix}file_bpp": r["file_bpp"][0],

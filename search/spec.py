@@ -11,6 +11,7 @@ BACKENDS = ("optuna", "ray")
 REFERENCES = ("paper", "teacher")  # presets every study trains first, for comparison (unless --no-presets)
 SAMPLERS = ("nsga2", "tpe", "random")
 OBJECTIVES = ("macs", "latency")
+STAGE2_SYNTHESIS = ("stage1", "teacher")  # joint: the g_s stage 2 trains through (sequential or factorized reading)
 
 
 @dataclass
@@ -30,7 +31,7 @@ class SearchSpec:
     data: str | None = None  # training images (default: bundled)
     eval_data: str | None = None  # selection images: the objectives (default: bundled eval split)
     test_data: str | None = None  # reporting images: test_* figures (default: bundled test split)
-    stage2_synthesis: str = "teacher"  # joint: stage 2 against the teacher's g_s or the stage-1 g_s ("stage1")
+    stage2_synthesis: str = "stage1"  # joint: stage 2 through the stage-1 g_s, frozen (sequential) or the teacher's
     root: str = "results"
     size: tuple = (768, 512)  # where MACs are counted
     steps: int | None = None  # override the schedule's steps per candidate (with min_steps: the top rung)
@@ -59,7 +60,8 @@ class SearchSpec:
         from space import ConfigError
 
         for name, value, allowed in (("part", self.part, PARTS), ("backend", self.backend, BACKENDS),
-                                     ("sampler", self.sampler, SAMPLERS), ("objective", self.objective, OBJECTIVES)):
+                                     ("sampler", self.sampler, SAMPLERS), ("objective", self.objective, OBJECTIVES),
+                                     ("stage2_synthesis", self.stage2_synthesis, STAGE2_SYNTHESIS)):
             if value not in allowed:
                 raise ConfigError(name, f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
 

@@ -100,10 +100,12 @@ def test_a_candidate_resumes_from_its_checkpoint_at_each_rung(tmp_path, smoke_te
     log = [json.loads(line)["step"] for line in (tmp_path / "a" / "stage1" / "log.jsonl").read_text().splitlines()]
     assert log == [1, 2]  # rung 1 resumed at step 1: no step trained twice
     assert not (tmp_path / "a" / "stage1" / "train_state.pt").exists()  # top rung: nothing left to resume
+    assert np.isfinite(record.metrics["test_psnr"])  # reported on the test photos at the top rung
 
     record = run_trial(cfg, spec, tmp_path / "b", on_rung=lambda rung, record: False)
     assert record.status == STOPPED and record.metrics["steps"] == 1 and "rung 0 (1 of 2 steps)" in record.reason
     assert np.isfinite(record.metrics["psnr"]) and (tmp_path / "b" / "stage1" / "codec.pt").is_file()
+    assert "test_psnr" not in record.metrics  # below the top rung only the selection photos are scored
     assert not (tmp_path / "b" / "stage1" / "train_state.pt").exists()
 
 

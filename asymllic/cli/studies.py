@@ -7,7 +7,7 @@ from pathlib import Path
 from asymllic.training.schedules import SCHEDULES
 
 from search.objectives import COSTS
-from search.spec import BACKENDS, OBJECTIVES, PARTS, SAMPLERS
+from search.spec import BACKENDS, OBJECTIVES, PARTS, SAMPLERS, STAGE2_SYNTHESIS
 
 from .common import MODEL_HELP, add_run_args, parse_size
 
@@ -62,8 +62,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--eval-data", default=None, help="selection images: the objectives (default: bundled eval photos)")
     p.add_argument("--test-data", default=None,
                    help="reporting images: test_* figures, never selected by (default: bundled test photos)")
-    p.add_argument("--stage2-synthesis", choices=("teacher", "stage1"), default="teacher",
-                   help="joint: stage 2 against the teacher's g_s, or the stage-1 g_s just trained (sequential)")
+    p.add_argument("--stage2-synthesis", choices=STAGE2_SYNTHESIS, default="stage1",
+                   help="joint: stage 2 through the stage-1 g_s just trained, frozen (sequential, default: measured "
+                        "better and faster) or through the teacher's g_s (the factorized reading)")
     p.add_argument("--size", type=parse_size, default=(768, 512), help="where MACs are counted")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: a local Ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
