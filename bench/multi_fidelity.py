@@ -1,12 +1,13 @@
 """Plain NSGA-II vs multi-fidelity (MO-ASHA) at equal total training steps, side by side in one run.
 
     python bench/multi_fidelity.py --teacher T [--part synthesis] [--steps 160] [--min-steps 40] [--eta 2]
-                                   [--budget-steps 1280] [--mf-trials 20] [--schedule cpu]
+                                   [--budget-steps 1280] [--schedule cpu] [--report]
 
 Both searches run at once, one thread each, on the same space, sampler (NSGA-II) and seed, so they meet the
 same candidates in the same order; the plain one trains each for --steps, the multi-fidelity one scores them
-at rungs from --min-steps up to --steps. A search runs one trial after another, so the trials that fit in
---budget-steps are a prefix of each study: exactly what a search stopped at that budget would hold. Printed
+at rungs from --min-steps up to --steps. Each search runs (and is resumed with more trials) until no
+further candidate fits in --budget-steps; a search runs one trial after another, so the trials that fit in
+the budget are a prefix of its study: exactly what a search stopped at that budget would hold. Printed
 per search, over that prefix: candidates scored (at any rung), steps, wall time, candidates per hour, the
 front (top-rung trials only) and its hypervolume on common scales, on the selection photos (what the search
 ranks by) and on the test photos (the same front's points, as reported).
@@ -26,11 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def search(study: str, extra: list, trials: int, args) -> subprocess.Popen:
+    """``asymllic search`` in a process of one thread; run again with more trials, it resumes the study."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "asymllic", "search", "--study", study, "--part", args.part, "--schedule",
            args.schedule, "--trials", str(trials), "--steps", str(args.steps), "--sampler", "nsga2", "--seed",
            str(args.seed), "--teacher", args.teacher, "--root", args.root, *extra]
-    log = open(Path(args.root) / f"{study}.log", "w")
+    log = open(Path(args.root) / f"{study}.log", "a")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -57,8 +59,7 @@ def main(argv=None) -> int:
     p.add_argument("--min-steps", type=int, default=40)
     p.add_argument("--eta", type=int, default=2)
     p.add_argument("--budget-steps", type=int, default=None, help="default: 8 plain candidates (8 x --steps)")
-    p.add_argument("--mf-trials", type=int, default=None, help="trials the multi-fidelity search runs (default: "
-                   "enough for the budget if half the candidates stop at the first rung)")
+    p.add_argument("--report", action="store_true", help="only print the table of the studies already run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", default="results/mf-bench")
     args = p.parse_args(argv)
@@ -68,26 +69,38 @@ def main(argv=None) -> int:
     from search.table import hypervolume, minimised, pareto_mask
 
     budget = args.budget_steps or 8 * args.steps
-    plain_trials = budget // args.steps
-    mf_trials = args.mf_trials or 2 * plain_trials + 4
+    arms = {"plain NSGA-II": ("plain", [], args.steps),
+            "multi-fidelity": ("mf", ["--min-steps", str(args.min_steps), "--eta", str(args.eta)], args.min_steps)}
     Path(args.root).mkdir(parents=True, exist_ok=True)
-    warm = search("warm", ["--no-presets", "--steps", "1"], 1, args)  # the shared latent cache, built once
-    if warm.wait():
-        raise SystemExit(f"warm-up search failed: see {args.root}/warm.log")
-    t0 = time.perf_counter()
-    procs = {"plain NSGA-II": search("plain", [], plain_trials, args),
-             "multi-fidelity": search("mf", ["--min-steps", str(args.min_steps), "--eta", str(args.eta)], mf_trials, args)}
-    walls = {}
-    for name, proc in procs.items():
-        if proc.wait():
-            raise SystemExit(f"{name} search failed: see {args.root}/*.log")
-        walls[name] = time.perf_counter() - t0
-    frames = {}
-    for name, study in zip(procs, ("plain", "mf")):
+
+    def frame(study: str):
         from search.table import trials_frame
 
-        frames[name] = within_budget(trials_frame(open_study(SearchSpec(study=study, root=args.root), create=False)),
-                                     budget)
+        return trials_frame(open_study(SearchSpec(study=study, root=args.root), create=False))
+
+    def spend(name: str) -> float:
+        """Runs (or resumes) one arm's search, a trial more each time, until no candidate fits in the budget."""
+        study, extra, least = arms[name]
+        t = time.perf_counter()
+        trials = budget // args.steps
+        while True:
+            if search(study, extra, trials, args).wait():
+                raise SystemExit(f"{name} search failed: see {args.root}/{study}.log")
+            df = frame(study)
+            left = budget - df["steps"].fillna(0).sum()
+            if left < least or len(df) >= 4 * budget // args.min_steps:
+                return time.perf_counter() - t
+            trials = len(df) + max(1, int(left // args.steps))  # what surely fits; then resumed for more
+
+    if not args.report:
+        if search("warm", ["--no-presets", "--steps", "1"], 1, args).wait():  # the shared latent cache, built once
+            raise SystemExit(f"warm-up search failed: see {args.root}/warm.log")
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:  # both at once: the same machine load for each
+            walls = dict(zip(arms, pool.map(spend, arms)))
+        print("whole runs: " + ", ".join(f"{n} {w:.0f} s" for n, w in walls.items()))
+    frames = {name: within_budget(frame(study), budget) for name, (study, _, _) in arms.items()}
     done = [f[f["state"] == "COMPLETE"] for f in frames.values()]
     allv = np.concatenate([minimised(d, args.part) for d in done])
     lo, hi = allv.min(0), allv.max(0)
@@ -109,7 +122,6 @@ def main(argv=None) -> int:
         hv_t = hypervolume(minimised(as_tested(df[front], args.part), args.part), lo_t, hi_t)
         print(f"| {name} | {scored} | {len(d)} | {stopped} | {infeasible} | {int(df['steps_trained'].sum())} | "
               f"{seconds:.0f} | {3600 * scored / seconds:.1f} | {int(front.sum())} | {hv:.3f} | {hv_t:.3f} |")
-    print("\nwhole runs (beyond the budget too): " + ", ".join(f"{n} {w:.0f} s" for n, w in walls.items()))
     for name, df in frames.items():
         cols = [c for c in ("number", "state", "pareto", "preset", "config_id", "psnr", "test_psnr", "decoder_gmacs",
                             "steps", "duration_s") if c in df]

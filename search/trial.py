@@ -71,7 +71,7 @@ def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path, evaluat
     record = TrialRecord(COMPLETE, space.to_dict(cfg), space.config_id(cfg), complexity(cfg, spec.size))
     gmacs = record.figures["decoder_gmacs"]
     if spec.mac_budget is not None and gmacs > spec.mac_budget:
-        record.status, record.reason = INFEASIBLE, f"decoder {gmacs:.2f} GMACs > budget {spec.mac_budget} GMACs"
+        record.status, record.reason = INFEASIBLE, f"decoder {gmacs:.2f} GMACs > budget {spec.mac_budget:.2f} GMACs"
         return record
     if spec.objective == "latency" or spec.latency_budget is not None:  # measured before any training step
         from asymllic.latency import decode_latency
