@@ -29,15 +29,21 @@ def storage(spec: SearchSpec):
     return open_storage(spec.storage_url, spec.heartbeat)
 
 
-def sampler(spec: SearchSpec):
+def sampler(spec: SearchSpec, stream: tuple = ()):
+    """The study's sampler, seeded with ``spec.seed`` for a new study's first worker; another worker, or a
+    process resuming a study, gets a seed of its own (``stream``: trials already drawn, worker index): with one
+    seed, each would draw the configs already drawn again (seen here: a resumed study re-trained its first
+    sampled config seven times)."""
+    import numpy as np
     import optuna
 
+    seed = int(np.random.SeedSequence([spec.seed, *stream]).generate_state(1)[0]) if any(stream) else spec.seed
     if spec.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
     if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     assert spec.sampler == "nsga2", spec.sampler  # SearchSpec validates the name
-    return optuna.samplers.NSGAIISampler(seed=spec.seed, population_size=max(4, min(50, spec.trials // 3)))
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, spec.trials // 3)))
 
 
 def open_study(spec: SearchSpec, create: bool = True):
@@ -139,8 +145,10 @@ def progress_callback(spec: SearchSpec):
     return report
 
 
-def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, threads: int | None = None) -> None:
-    """Optimise until the study holds ``spec.trials`` finished (complete or pruned) trials."""
+def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, threads: int | None = None,
+               index: int = 0) -> None:
+    """Optimise until the study holds ``spec.trials`` finished (complete or pruned) trials; ``index``: which
+    of the study's worker processes this is."""
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
@@ -152,6 +160,8 @@ def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, thread
     study = open_study(spec)
     if finished(study) >= spec.trials:
         return
+    drawn = sum(t.state.name != "WAITING" for t in study.get_trials(deepcopy=False))
+    study.sampler = sampler(spec, (drawn, index))
     stopped: list = []
     # a failed trial is one line of progress_callback (with its error), not Optuna's warning and traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -177,7 +187,7 @@ def _spawned_worker(spec_dict: dict, threads: int, index: int = 0) -> None:
     spec_dict["size"] = tuple(spec_dict["size"])
     try:
         spec_dict["device"] = str(worker_device(spec_dict["device"], index))  # worker i: GPU i mod n
-        run_worker(SearchSpec(**spec_dict), threads=threads)
+        run_worker(SearchSpec(**spec_dict), threads=threads, index=index)
     except AsymllicError as e:
         print(f"asymllic: worker error: {e}", file=sys.stderr)
         sys.exit(2)

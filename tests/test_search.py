@@ -1,5 +1,6 @@
 """Real Optuna studies on SQLite at the smoke schedule: objectives, budget, crashes, kills, workers, export."""
 import json
+from dataclasses import replace
 import os
 import signal
 import subprocess
@@ -183,6 +184,17 @@ def test_same_seed_same_configs_and_metrics(tmp_path, smoke_teacher):
     a, b = frames
     assert list(a["config_id"]) == list(b["config_id"])
     assert list(a["psnr"]) == list(b["psnr"]) and list(a["bpp"]) == list(b["bpp"])
+
+
+def test_a_resumed_study_draws_new_configs(tmp_path, smoke_teacher):
+    # the same command again resumes the study; its sampler must not start the seeded sequence over (it did:
+    # a resumed search re-trained its first sampled config once per resume)
+    spec = spec_for(tmp_path, smoke_teacher, trials=3, enqueue_presets=False, size=(256, 256))
+    run_optuna(spec, evaluate=fake_evaluate())
+    first = list(trials_frame(run_optuna(spec, evaluate=fake_evaluate()))["config_id"])
+    assert len(first) == 3  # nothing left to do: no trial added
+    ids = list(trials_frame(run_optuna(replace(spec, trials=6), evaluate=fake_evaluate()))["config_id"])
+    assert ids[:3] == first and len(set(ids)) == 6
 
 
 def test_factorized_fronts_combine_into_real_codecs(tmp_path, smoke_teacher):
