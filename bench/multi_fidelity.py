@@ -39,8 +39,13 @@ def search(study: str, extra: list, trials: int, args) -> subprocess.Popen:
 def within_budget(df, budget: int):
     """The first trials (by number) whose steps add up to at most ``budget``."""
     df = df.sort_values("number").copy()
-    df["steps_trained"] = df["steps"].fillna(0) if "steps" in df else 0
+    df["steps_trained"] = steps_trained(df)
     return df[df["steps_trained"].cumsum() <= budget]
+
+
+def steps_trained(df):
+    """Steps each trial trained (an over-budget sample: none)."""
+    return df["steps"].fillna(0) if "steps" in df else 0 * df["number"]
 
 
 def as_tested(df, part: str):
@@ -87,7 +92,7 @@ def main(argv=None) -> int:
             if search(study, extra, trials, args).wait():
                 raise SystemExit(f"{name} search failed: see {args.root}/{study}.log")
             df = frame(study)
-            left = budget - df["steps"].fillna(0).sum()
+            left = budget - steps_trained(df).sum()
             if left < least or len(df) >= 4 * budget // args.min_steps:
                 return time.perf_counter() - t
             trials = len(df) + max(1, int(left // args.steps))  # what surely fits; then resumed for more
