@@ -6,6 +6,7 @@ a short rung (the PSNR lost at equal or lower MACs against the long rung's front
 ordering at the longest rung.
 
     python bench/fidelity.py --teacher T [--part synthesis] [--rungs 40 160 640] [--k 8] [--schedule cpu]
+        [--inherit none|copy|slice]   (how each light part starts: item 6 of the fidelity question)
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import space  # noqa: E402
+from asymllic.training.inherit import INHERIT  # noqa: E402
 
 TABLE_II = ("g_s/ours", "g_s/rbu", "g_s/tcm_pruned", "g_s/conv_k5")  # the paper's order at equal MACs, best first
 TABLE_III = ("hp/slices_5_ours", "hp/slices_5_tcm_pruned", "hp/slices_2", "hp/slices_1")
@@ -41,6 +43,17 @@ def candidates(part: str, k: int, base, seed: int) -> dict:
     return out
 
 
+def inherited_share(teacher_ref: str, cfg, part: str, mode: str) -> float:
+    """Share of the light part's parameters that start from the teacher's weights in ``mode``."""
+    from asymllic.models import LicCodec
+    from asymllic.reference import load_model
+    from asymllic.training.inherit import inherit
+    from asymllic.training.stages import LIGHT_HYPERPRIOR
+
+    light = ("g_s",) if part == "synthesis" else LIGHT_HYPERPRIOR
+    return inherit(LicCodec(cfg), load_model(teacher_ref, "cpu"), light, mode)["share"]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True)
@@ -49,6 +62,12 @@ def main(argv=None) -> int:
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--schedule", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--inherit", choices=INHERIT, default="copy",
+                   help="how each light part starts from the teacher (results go to <out>/<part>-<inherit> unless copy)")
+    p.add_argument("--reuse", default=None, metavar="RUNGS_CSV",
+                   help="a previous run's rungs.csv (same candidates, rungs and seed): a candidate that inherits "
+                        "nothing from the teacher in both runs starts from the same seeded weights, so its rows are "
+                        "taken from there instead of trained again")
     p.add_argument("--out", default="results/fidelity")
     args = p.parse_args(argv)
     import pandas as pd
@@ -64,20 +83,32 @@ def main(argv=None) -> int:
     schedule = get_schedule(args.schedule)
     base = resolve_config(args.teacher)
     cands = candidates(args.part, args.k, base, args.seed)
-    out = Path(args.out) / args.part
+    out = Path(args.out) / (args.part if args.inherit == "copy" else f"{args.part}-{args.inherit}")
     images = resolve(None, "eval").paths
     train = train_stage1 if args.part == "synthesis" else train_stage2
+    reuse = pd.read_csv(args.reuse) if args.reuse else None
+    reuse_mode = reuse["inherit"].iloc[0] if reuse is not None and "inherit" in reuse else "copy"  # older tables: copy
     rows = []
-    print(f"{len(cands)} {args.part} candidates, rungs {args.rungs} ({args.schedule} schedule)", flush=True)
+    print(f"{len(cands)} {args.part} candidates, rungs {args.rungs} ({args.schedule} schedule), inherit "
+          f"{args.inherit}", flush=True)
     for name, cfg in cands.items():
         gmacs = count(cfg, (768, 512), "exact").decoder.macs / 1e9
-        run = StageRun(out / name.replace("/", "_"), Path("results/cache"), args.seed, progress=False, device="cpu")
+        share = inherited_share(args.teacher, cfg, args.part, args.inherit)
+        if reuse is not None and share == 0 and inherited_share(args.teacher, cfg, args.part, reuse_mode) == 0:
+            old = reuse[(reuse["name"] == name) & reuse["rung"].isin(args.rungs)]
+            if len(old) == len(args.rungs):
+                rows += [{**r, "inherit": args.inherit, "share": 0.0, "reused": True} for r in old.to_dict("records")]
+                print(f"  {name}: inherits nothing in either run, rows taken from {args.reuse}", flush=True)
+                continue
+        run = StageRun(out / name.replace("/", "_"), Path("results/cache"), args.seed, progress=False, device="cpu",
+                       inherit=args.inherit)
         t0 = time.perf_counter()
         for rung in args.rungs:  # each rung resumes the previous one's state, in one plan (as a multi-fidelity search)
             ckpt = train(args.teacher, cfg, schedule, 0.0067, None, run, rung, plan_steps=max(args.rungs))
             r = evaluate(load_codec(ckpt), images, name, max_side=schedule.eval_max_side, progress=False)["results"]
             rows.append({"name": name, "rung": rung, "gmacs": gmacs, "psnr": r["psnr-rgb"][0], "bpp": r["bpp"][0],
-                         "rd_cost": rd_cost(r["mse"][0], r["bpp"][0], 0.0067), "seconds": time.perf_counter() - t0})
+                         "rd_cost": rd_cost(r["mse"][0], r["bpp"][0], 0.0067), "seconds": time.perf_counter() - t0,
+                         "inherit": args.inherit, "share": share, "reused": False})
             print(f"  {name}: {rung} steps, {gmacs:.1f} GMACs, PSNR {rows[-1]['psnr']:.2f} dB, bpp {rows[-1]['bpp']:.4f}",
                   flush=True)
     df = pd.DataFrame(rows)

@@ -19,7 +19,8 @@ import torch  # noqa: E402
 
 import space  # noqa: E402
 from asymllic.models import LicCodec  # noqa: E402
-from asymllic.training.stages import _freeze_all_but, warm_start  # noqa: E402
+from asymllic.training.inherit import inherit  # noqa: E402
+from asymllic.training.stages import LIGHT_HYPERPRIOR, _freeze_all_but  # noqa: E402
 from asymllic.metrics import distortion_loss, rd_loss  # noqa: E402
 from asymllic.models import HYPERPRIOR_PARTS  # noqa: E402
 
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
     light = space.get_preset(args.decoder)
 
     s1 = LicCodec(space.CodecConfig(light.synthesis, teacher.config.hyperprior, 64))
-    warm_start(s1, teacher)
+    inherit(s1, teacher, ("g_s",), "copy")
     opt1 = torch.optim.Adam([q for _, q in _freeze_all_but(s1, ("g_s",))], 1e-4)
 
     def stage1(recompute: bool):
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
         return step
 
     s2 = LicCodec(space.CodecConfig(teacher.config.synthesis, light.hyperprior, 64)).train()
-    warm_start(s2, teacher)
+    inherit(s2, teacher, LIGHT_HYPERPRIOR, "copy")
     opt2 = torch.optim.Adam([q for _, q in _freeze_all_but(s2, ("h_a",) + HYPERPRIOR_PARTS)], 1e-4)
 
     def stage2(recompute: bool):

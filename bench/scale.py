@@ -32,7 +32,8 @@ from asymllic.metrics import distortion_loss, rd_loss  # noqa: E402
 from asymllic.models import HYPERPRIOR_PARTS, LicCodec  # noqa: E402
 from asymllic.training.latents import (CacheWriter, FrozenOnTheFly, LatentCache, bytes_per_crop,  # noqa: E402
                                        latent_cache)
-from asymllic.training.stages import _freeze_all_but, _split_aux, warm_start  # noqa: E402
+from asymllic.training.inherit import inherit  # noqa: E402
+from asymllic.training.stages import LIGHT_HYPERPRIOR, _freeze_all_but, _split_aux  # noqa: E402
 
 def stage_steps(args, tmp: Path) -> None:
     torch.manual_seed(0)
@@ -43,7 +44,7 @@ def stage_steps(args, tmp: Path) -> None:
           f"(cache of {len(cache)} crops; loader workers 0, so the data work is inside the step)")
     s1 = LicCodec(space.CodecConfig(light.synthesis, teacher.config.hyperprior, 64)).train()
     s2 = LicCodec(space.CodecConfig(teacher.config.synthesis, light.hyperprior, 64)).train()
-    warm_start(s1, teacher), warm_start(s2, teacher)
+    inherit(s1, teacher, ("g_s",), "copy"), inherit(s2, teacher, LIGHT_HYPERPRIOR, "copy")
     p1 = [p for _, p in _freeze_all_but(s1, ("g_s",))]
     p2, aux2 = _split_aux(_freeze_all_but(s2, ("h_a",) + HYPERPRIOR_PARTS))
 

@@ -51,7 +51,7 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
     def run(stage: str) -> StageRun:
         return StageRun(trial_dir / stage, cache, spec.seed, progress, device=spec.device, precision=spec.precision,
                         loader_workers=spec.loader_workers, cache_gib=spec.cache_gib, max_reuse=spec.max_reuse,
-                        flips=spec.flips, compile=spec.compile)
+                        flips=spec.flips, compile=spec.compile, inherit=spec.inherit)
 
     paths = {}
     if spec.part in ("synthesis", "joint"):

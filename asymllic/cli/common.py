@@ -33,6 +33,7 @@ def add_device_arg(p: argparse.ArgumentParser) -> None:
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Where and how training runs: device, precision, data loading, the latent cache's policy."""
     from asymllic.device import PRECISIONS
+    from asymllic.training.inherit import INHERIT
 
     add_device_arg(p)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -45,6 +46,9 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                    help="uses per cached crop before the cache grows (or the run goes on the fly)")
     p.add_argument("--flips", action="store_true", help="random flips on top of random crops (TCM/CompressAI: none)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trained parts")
+    p.add_argument("--inherit", choices=INHERIT, default="copy",
+                   help="how a light part starts from the teacher's weights: none, copy (tensors whose name and shape "
+                        "match) or slice (the overlapping block of tensors whose name matches, as weight-sharing NAS)")
 
 
 def stage_run(args, out_dir: Path):
@@ -52,7 +56,7 @@ def stage_run(args, out_dir: Path):
 
     run = StageRun(out_dir, Path(getattr(args, "cache", "results/cache")), args.seed, not getattr(args, "quiet", False),
                    device=args.device, precision=args.precision, loader_workers=args.loader_workers,
-                   cache_gib=args.cache_gib, max_reuse=args.max_reuse, flips=args.flips, compile=args.compile)
+                   cache_gib=args.cache_gib, max_reuse=args.max_reuse, flips=args.flips, compile=args.compile, inherit=args.inherit)
     run.resolved()  # CUDA asked for where there is none: one line now, not after the data is listed
     return run
 

@@ -130,7 +130,8 @@ def run_search(args) -> int:
                       gpus_per_trial=args.gpus_per_trial, heartbeat=args.heartbeat,
                       device="cuda" if args.gpus_per_trial and args.device == "auto" else args.device,
                       precision=args.precision, loader_workers=args.loader_workers, cache_gib=args.cache_gib,
-                      max_reuse=args.max_reuse, flips=args.flips, compile=args.compile, objective=args.objective,
+                      max_reuse=args.max_reuse, flips=args.flips, compile=args.compile, inherit=args.inherit,
+                      objective=args.objective,
                       latency_device=args.latency_device, latency_threads=args.latency_threads,
                       latency_repeats=args.latency_repeats, latency_budget=args.latency_budget, test_data=args.test_data,
                       stage2_synthesis=args.stage2_synthesis)

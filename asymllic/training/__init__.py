@@ -1,6 +1,7 @@
 from .loop import TrainingDiverged
 from .schedules import SCHEDULES, Schedule, get_schedule
-from .stages import CODEC_FILE, StageRun, combine, train_stage1, train_stage2, train_teacher, warm_start
+from .inherit import INHERIT, inherit
+from .stages import CODEC_FILE, StageRun, combine, train_stage1, train_stage2, train_teacher
 
-__all__ = ["CODEC_FILE", "SCHEDULES", "Schedule", "StageRun", "TrainingDiverged", "combine", "get_schedule",
-           "train_stage1", "train_stage2", "train_teacher", "warm_start"]
+__all__ = ["CODEC_FILE", "INHERIT", "SCHEDULES", "Schedule", "StageRun", "TrainingDiverged", "combine", "get_schedule",
+           "inherit", "train_stage1", "train_stage2", "train_teacher"]

@@ -8,7 +8,7 @@
               through the teacher's frozen g_s
     combine:  g_a (teacher) + g_s (stage 1) + h_a, h_s, f_c, z prior (stage 2)
 
-Light parts are warm-started from the teacher wherever a tensor's name and shape match. The frozen
+Light parts start from the teacher's weights as ``StageRun.inherit`` says (``inherit``: none, copy, slice). The frozen
 parts' output comes from the latent cache or is computed on the fly (``latents.plan_latents``). Every
 model, batch and optimiser state lives on ``StageRun.device``; checkpoints are written device-independent.
 """
@@ -28,11 +28,13 @@ from ..device import pick_device, pick_precision, prepare
 from ..errors import AsymllicError
 from ..metrics import distortion_loss, rd_loss
 from ..models import ENTROPY_TABLES, HYPERPRIOR_PARTS, LicCodec
+from .inherit import INHERIT, inherit
 from .latents import FrozenOnTheFly, latent_cache, plan_latents
 from .loop import LoopSpec, run_loop
 from .schedules import Schedule
 
 CODEC_FILE = "codec.pt"
+LIGHT_HYPERPRIOR = tuple(p for p in HYPERPRIOR_PARTS if p not in ("entropy_bottleneck", "gaussian_conditional"))
 
 
 @dataclass
@@ -50,6 +52,11 @@ class StageRun:
     max_reuse: float = 4.0  # ... and beyond this many uses per cached crop
     flips: bool = False  # random flips on top of TCM's and CompressAI's random crops
     compile: bool = False  # torch.compile the trained parts
+    inherit: str = "copy"  # how the light part starts from the teacher: none, copy (name and shape), slice
+
+    def __post_init__(self):
+        if self.inherit not in INHERIT:
+            raise AsymllicError(f"unknown inherit mode {self.inherit!r}; choose one of {', '.join(INHERIT)}")
 
     def resolved(self) -> tuple:
         """(device, precision) checked against this machine."""
@@ -60,14 +67,6 @@ class StageRun:
         from ..data import default_loader_workers
 
         return default_loader_workers() if self.loader_workers is None else self.loader_workers
-
-
-def warm_start(model: LicCodec, source: LicCodec) -> list:
-    """Copy every tensor whose name and shape match; returns the names copied."""
-    own = model.state_dict()
-    copied = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
-    torch.nn.Module.load_state_dict(model, copied, strict=False)  # CompressAI's override wants every table
-    return sorted(copied)
 
 
 def _loop(name: str, run: StageRun, model: LicCodec, params: list, step_fn, schedule: Schedule, steps: int,
@@ -162,13 +161,15 @@ def frozen_latents(teacher: LicCodec, schedule: Schedule, data: str | None, run:
     return FrozenOnTheFly(teacher, batches, precision, need_y_hat=stage == "stage1")
 
 
-def _light_model(teacher_ref, run: StageRun, **part) -> tuple:
+def _light_model(teacher_ref, run: StageRun, light: tuple, **part) -> tuple:
+    """The teacher, and a codec with ``part`` swapped in: the teacher's weights outside ``light``, inside it
+    as ``run.inherit`` says."""
     device, _ = run.resolved()
     prepare(device)
     teacher = load_model(teacher_ref, device)
     torch.manual_seed(run.seed)  # the new parts' initialisation is reproducible
     model = LicCodec(replace(teacher.config, **part))
-    warm_start(model, teacher)
+    inherit(model, teacher, light, run.inherit)
     return teacher, model.to(device)
 
 
@@ -177,7 +178,7 @@ def train_stage1(teacher_ref: str | Path, config: CodecConfig, schedule: Schedul
     """Light g_s of ``config.synthesis`` on the frozen teacher; distortion-only loss from the teacher's y_hat.
     ``plan_steps``: the run's planned length when it stops early at ``steps`` (resumed later from its state)."""
     steps = steps or schedule.steps("stage1")
-    teacher, model = _light_model(teacher_ref, run, synthesis=config.synthesis)
+    teacher, model = _light_model(teacher_ref, run, ("g_s",), synthesis=config.synthesis)
     params = [p for _, p in _freeze_all_but(model, ("g_s",))]
     latents = frozen_latents(teacher, schedule, data, run, plan_steps or steps, "stage1")
     _compiled(model, ("g_s",), run)
@@ -201,7 +202,7 @@ def train_stage2(teacher_ref: str | Path, config: CodecConfig, schedule: Schedul
     steps = steps or schedule.steps("stage2")
     light_gs = load_codec(synthesis_from) if synthesis_from else None
     part = {"synthesis": light_gs.config.synthesis} if light_gs else {}
-    teacher, model = _light_model(teacher_ref, run, hyperprior=config.hyperprior, **part)
+    teacher, model = _light_model(teacher_ref, run, LIGHT_HYPERPRIOR, hyperprior=config.hyperprior, **part)
     if light_gs is not None:
         model.g_s.load_state_dict(light_gs.g_s.state_dict())
     trained = ("h_a",) + HYPERPRIOR_PARTS
