@@ -2,15 +2,22 @@
 # The whole asymmetric protocol at one training schedule on the bundled photos:
 # teacher -> stage 1 (paper g_s) -> stage 2 (paper hyperprior path) -> combine -> eval on held-out photos.
 #   bash scripts/protocol.sh [smoke|cpu|paper] [OUT]     (default: cpu, results/protocol-<schedule>)
+# Stage 2 trains through stage 1's g_s, frozen (the sequential reading, the searches' default);
+# STAGE2_SYNTHESIS=teacher trains it through the teacher's g_s (the factorized reading).
 set -euo pipefail
 schedule=${1:-cpu}
 out=${2:-results/protocol-$schedule}
 lmbda=${LMBDA:-0.0067}
+case "${STAGE2_SYNTHESIS:-stage1}" in
+  stage1) through=(--synthesis-from "$out/stage1/codec.pt") ;;
+  teacher) through=() ;;
+  *) echo "protocol.sh: STAGE2_SYNTHESIS is stage1 or teacher, not '$STAGE2_SYNTHESIS'" >&2; exit 2 ;;
+esac
 A="${ASYMLLIC:-.venv/bin/asymllic}"
 mkdir -p "$out"
 $A teacher train --schedule "$schedule" --lmbda "$lmbda" --out "$out/teacher"
 $A train stage1 --teacher "$out/teacher/codec.pt" --decoder paper --schedule "$schedule" --lmbda "$lmbda" --out "$out/stage1" --cache "$out/cache"
-$A train stage2 --teacher "$out/teacher/codec.pt" --hyperprior paper --schedule "$schedule" --lmbda "$lmbda" --out "$out/stage2" --cache "$out/cache"
+$A train stage2 --teacher "$out/teacher/codec.pt" --hyperprior paper --schedule "$schedule" --lmbda "$lmbda" --out "$out/stage2" --cache "$out/cache" "${through[@]}"
 $A train combine --stage1 "$out/stage1/codec.pt" --stage2 "$out/stage2/codec.pt" --out "$out/asymllic.pt"
 max_side=$([ "$schedule" = smoke ] && echo 128 || echo 0)
 for m in teacher/codec.pt stage1/codec.pt stage2/codec.pt asymllic.pt; do
