@@ -4,6 +4,7 @@
 #   bash scripts/protocol.sh [smoke|cpu|paper] [OUT]     (default: cpu, results/protocol-<schedule>)
 # Stage 2 trains through stage 1's g_s, frozen (the sequential reading, the searches' default);
 # STAGE2_SYNTHESIS=teacher trains it through the teacher's g_s (the factorized reading).
+# TEACHER=MODEL starts from a teacher already trained (an official LIC_TCM checkpoint, say) instead of training one.
 set -euo pipefail
 schedule=${1:-cpu}
 out=${2:-results/protocol-$schedule}
@@ -15,12 +16,13 @@ case "${STAGE2_SYNTHESIS:-stage1}" in
 esac
 A="${ASYMLLIC:-.venv/bin/asymllic}"
 mkdir -p "$out"
-$A teacher train --schedule "$schedule" --lmbda "$lmbda" --out "$out/teacher"
-$A train stage1 --teacher "$out/teacher/codec.pt" --decoder paper --schedule "$schedule" --lmbda "$lmbda" --out "$out/stage1" --cache "$out/cache"
-$A train stage2 --teacher "$out/teacher/codec.pt" --hyperprior paper --schedule "$schedule" --lmbda "$lmbda" --out "$out/stage2" --cache "$out/cache" "${through[@]}"
+teacher=${TEACHER:-$out/teacher/codec.pt}
+[ -n "${TEACHER:-}" ] || $A teacher train --schedule "$schedule" --lmbda "$lmbda" --out "$out/teacher"
+$A train stage1 --teacher "$teacher" --decoder paper --schedule "$schedule" --lmbda "$lmbda" --out "$out/stage1" --cache "$out/cache"
+$A train stage2 --teacher "$teacher" --hyperprior paper --schedule "$schedule" --lmbda "$lmbda" --out "$out/stage2" --cache "$out/cache" "${through[@]}"
 $A train combine --stage1 "$out/stage1/codec.pt" --stage2 "$out/stage2/codec.pt" --out "$out/asymllic.pt"
 max_side=$([ "$schedule" = smoke ] && echo 128 || echo 0)
-for m in teacher/codec.pt stage1/codec.pt stage2/codec.pt asymllic.pt; do
-  name=$(dirname "$m"); [ "$name" = . ] && name=asymllic
-  $A eval "$out/$m" --name "$name" --jpeg --max-side "$max_side" --device cpu --quiet --out "$out/eval-$name.json"
+for name in teacher stage1 stage2 asymllic; do
+  case $name in teacher) m=$teacher ;; asymllic) m=$out/asymllic.pt ;; *) m=$out/$name/codec.pt ;; esac
+  $A eval "$m" --name "$name" --jpeg --max-side "$max_side" --device cpu --quiet --out "$out/eval-$name.json"
 done
