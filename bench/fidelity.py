@@ -62,8 +62,8 @@ def main(argv=None) -> int:
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--schedule", default="cpu")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--inherit", choices=INHERIT, default="copy",
-                   help="how each light part starts from the teacher (results go to <out>/<part>-<inherit> unless copy)")
+    p.add_argument("--inherit", choices=INHERIT, default="none",
+                   help="how each light part starts from the teacher (results go to <out>/<part>-<inherit>)")
     p.add_argument("--reuse", default=None, metavar="RUNGS_CSV",
                    help="a previous run's rungs.csv (same candidates, rungs and seed): a candidate that inherits "
                         "nothing from the teacher in both runs starts from the same seeded weights, so its rows are "
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     schedule = get_schedule(args.schedule)
     base = resolve_config(args.teacher)
     cands = candidates(args.part, args.k, base, args.seed)
-    out = Path(args.out) / (args.part if args.inherit == "copy" else f"{args.part}-{args.inherit}")
+    out = Path(args.out) / f"{args.part}-{args.inherit}"
     images = resolve(None, "eval").paths
     train = train_stage1 if args.part == "synthesis" else train_stage2
     reuse = pd.read_csv(args.reuse) if args.reuse else None

@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from asymllic.training.inherit import INHERIT  # noqa: E402
 
 
 def search(study: str, extra: list, trials: int, args) -> subprocess.Popen:
@@ -31,7 +34,7 @@ def search(study: str, extra: list, trials: int, args) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "asymllic", "search", "--study", study, "--part", args.part, "--schedule",
            args.schedule, "--trials", str(trials), "--steps", str(args.steps), "--sampler", "nsga2", "--seed",
-           str(args.seed), "--teacher", args.teacher, "--root", args.root, *extra]
+           str(args.seed), "--teacher", args.teacher, "--root", args.root, "--inherit", args.inherit, *extra]
     log = open(Path(args.root) / f"{study}.log", "a")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -66,6 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--budget-steps", type=int, default=None, help="default: 8 plain candidates (8 x --steps)")
     p.add_argument("--report", action="store_true", help="only print the table of the studies already run")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--inherit", choices=INHERIT, default="none", help="see asymllic search --help")
     p.add_argument("--root", default="results/mf-bench")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from asymllic.training.inherit import INHERIT  # noqa: E402
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -26,6 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("--stage2-steps", type=int, default=None, help="default: the schedule's")
     p.add_argument("--lmbda", type=float, default=0.0067)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--inherit", choices=INHERIT, default="none", help="see asymllic train --help")
     p.add_argument("--out", default="results/stage2-readings")
     args = p.parse_args(argv)
     import pandas as pd
@@ -53,7 +56,8 @@ def main(argv=None) -> int:
         path = fn(*a, **kw)
         return path, time.perf_counter() - t0
 
-    run = lambda name: StageRun(out / name, cache, args.seed, progress=False, device="cpu")  # noqa: E731
+    run = lambda name: StageRun(out / name, cache, args.seed, progress=False, device="cpu",  # noqa: E731
+                                inherit=args.inherit)
     stage1, t1 = timed(train_stage1, args.teacher, cfg, schedule, args.lmbda, None, run("stage1"), args.stage1_steps)
     s1 = score(stage1)
     print(f"stage 1 ({t1:.0f} s): PSNR {s1['psnr']:.3f} dB with the teacher's hyperprior path", flush=True)

@@ -50,7 +50,7 @@ class SearchSpec:
     max_reuse: float = 4.0
     flips: bool = False
     compile: bool = False
-    inherit: str = "copy"  # how each candidate's light part starts from the teacher: none, copy, slice
+    inherit: str = "none"  # how each candidate's light part starts from the teacher: none, copy, slice
     objective: str = "macs"  # the cost minimised beside quality: macs or latency (decode time measured per candidate)
     latency_device: str = "cpu"  # where decode time is measured: cpu (with latency_threads) or cuda
     latency_threads: int | None = None

@@ -46,9 +46,10 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                    help="uses per cached crop before the cache grows (or the run goes on the fly)")
     p.add_argument("--flips", action="store_true", help="random flips on top of random crops (TCM/CompressAI: none)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trained parts")
-    p.add_argument("--inherit", choices=INHERIT, default="copy",
-                   help="how a light part starts from the teacher's weights: none, copy (tensors whose name and shape "
-                        "match) or slice (the overlapping block of tensors whose name matches, as weight-sharing NAS)")
+    p.add_argument("--inherit", choices=INHERIT, default="none",
+                   help="how a light part starts from the teacher's weights: none (default: ranks candidates best), copy "
+                        "(tensors whose name and shape match) or slice (the overlapping block of tensors whose name "
+                        "matches, as weight-sharing NAS: higher PSNR for teacher-like designs)")
 
 
 def stage_run(args, out_dir: Path):

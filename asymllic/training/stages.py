@@ -52,7 +52,7 @@ class StageRun:
     max_reuse: float = 4.0  # ... and beyond this many uses per cached crop
     flips: bool = False  # random flips on top of TCM's and CompressAI's random crops
     compile: bool = False  # torch.compile the trained parts
-    inherit: str = "copy"  # how the light part starts from the teacher: none, copy (name and shape), slice
+    inherit: str = "none"  # how the light part starts from the teacher: none, copy (name and shape), slice (README)
 
     def __post_init__(self):
         if self.inherit not in INHERIT:
