@@ -43,15 +43,14 @@ def candidates(part: str, k: int, base, seed: int) -> dict:
     return out
 
 
-def inherited_share(teacher_ref: str, cfg, part: str, mode: str) -> float:
-    """Share of the light part's parameters that start from the teacher's weights in ``mode``."""
+def inherited_share(teacher, cfg, part: str, mode: str) -> float:
+    """Share of the light part's parameters that start from ``teacher``'s weights (a loaded codec) in ``mode``."""
     from asymllic.models import LicCodec
-    from asymllic.reference import load_model
     from asymllic.training.inherit import inherit
     from asymllic.training.stages import LIGHT_HYPERPRIOR
 
     light = ("g_s",) if part == "synthesis" else LIGHT_HYPERPRIOR
-    return inherit(LicCodec(cfg), load_model(teacher_ref, "cpu"), light, mode)["share"]
+    return inherit(LicCodec(cfg), teacher, light, mode)["share"]
 
 
 def main(argv=None) -> int:
@@ -75,7 +74,7 @@ def main(argv=None) -> int:
     from asymllic.complexity import count
     from asymllic.data import resolve
     from asymllic.evaluation import evaluate
-    from asymllic.reference import resolve_config
+    from asymllic.reference import load_model, resolve_config
     from asymllic.training import StageRun, get_schedule, train_stage1, train_stage2
     from search.candidate import rd_cost
     from search.fidelity import agreement
@@ -86,6 +85,7 @@ def main(argv=None) -> int:
     out = Path(args.out) / f"{args.part}-{args.inherit}"
     images = resolve(None, "eval").paths
     train = train_stage1 if args.part == "synthesis" else train_stage2
+    teacher = load_model(args.teacher, "cpu")  # read once: each candidate's inherited share is counted against it
     reuse = pd.read_csv(args.reuse) if args.reuse else None
     reuse_mode = reuse["inherit"].iloc[0] if reuse is not None and "inherit" in reuse else "copy"  # older tables: copy
     rows = []
@@ -93,8 +93,8 @@ def main(argv=None) -> int:
           f"{args.inherit}", flush=True)
     for name, cfg in cands.items():
         gmacs = count(cfg, (768, 512), "exact").decoder.macs / 1e9
-        share = inherited_share(args.teacher, cfg, args.part, args.inherit)
-        if reuse is not None and share == 0 and inherited_share(args.teacher, cfg, args.part, reuse_mode) == 0:
+        share = inherited_share(teacher, cfg, args.part, args.inherit)
+        if reuse is not None and share == 0 and inherited_share(teacher, cfg, args.part, reuse_mode) == 0:
             old = reuse[(reuse["name"] == name) & reuse["rung"].isin(args.rungs)]
             if len(old) == len(args.rungs):
                 rows += [{**r, "inherit": args.inherit, "share": 0.0, "reused": True} for r in old.to_dict("records")]

@@ -14,8 +14,17 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import AsymllicError
+
 INHERIT = ("none", "copy", "slice")
 FUSED = {"embedding_layer": 3}  # Linear C -> 3C laid out [q | k | v]: sliced as (3, C)
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of ``INHERIT``; otherwise one clear error."""
+    if mode not in INHERIT:
+        raise AsymllicError(f"unknown inherit mode {mode!r}; choose one of {', '.join(INHERIT)}")
+    return mode
 
 
 def _spatial_from(t: torch.Tensor, name: str) -> int:
@@ -60,8 +69,7 @@ def inherit(model: torch.nn.Module, source: torch.nn.Module, light: tuple, mode:
     """Load ``source``'s weights into ``model``: all of them outside the modules named in ``light``, and inside
     them as ``mode`` says. Returns ``{"mode", "tensors", "share"}``: tensors of the light part that inherited
     something and the share of its parameter elements that came from the teacher."""
-    if mode not in INHERIT:
-        raise ValueError(f"unknown inherit mode {mode!r}; choose one of {', '.join(INHERIT)}")
+    check_mode(mode)
     own, src = model.state_dict(), source.state_dict()
 
     def is_light(key: str) -> bool:

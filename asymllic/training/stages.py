@@ -28,7 +28,7 @@ from ..device import pick_device, pick_precision, prepare
 from ..errors import AsymllicError
 from ..metrics import distortion_loss, rd_loss
 from ..models import ENTROPY_TABLES, HYPERPRIOR_PARTS, LicCodec
-from .inherit import INHERIT, inherit
+from .inherit import check_mode, inherit
 from .latents import FrozenOnTheFly, latent_cache, plan_latents
 from .loop import LoopSpec, run_loop
 from .schedules import Schedule
@@ -55,8 +55,7 @@ class StageRun:
     inherit: str = "none"  # how the light part starts from the teacher: none, copy (name and shape), slice (README)
 
     def __post_init__(self):
-        if self.inherit not in INHERIT:
-            raise AsymllicError(f"unknown inherit mode {self.inherit!r}; choose one of {', '.join(INHERIT)}")
+        check_mode(self.inherit)  # one line before any teacher is loaded
 
     def resolved(self) -> tuple:
         """(device, precision) checked against this machine."""
