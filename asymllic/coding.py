@@ -1,6 +1,16 @@
-"""Image <-> .alic bytes with a ``LicCodec`` (the Python API behind ``asymllic compress/decompress``)."""
+"""Image <-> .alic bytes with a ``LicCodec`` (the Python API behind ``asymllic compress/decompress``).
+
+g_a and g_s run on the model's device; the entropy-parameter path (h_s and the slice networks, which decide the
+rANS coder's scale indexes) always runs on the CPU in fp32 with reproducible kernels (``ENTROPY_DEVICE``), so a
+file encoded on a GPU decodes on a CPU and the other way round. cuDNN's TF32 convolutions (the default on
+Ampere and Hopper) move those scales by about 1e-3, enough to pick another scale index and desynchronise the
+decoder. The header records where the indexes were computed, and a CRC-32 of the symbols proves that the
+decoder reproduced them: a mismatch is a one-line error, never a wrong image.
+"""
 from __future__ import annotations
 
+import copy
+import weakref
 from pathlib import Path
 
 import torch
@@ -8,10 +18,15 @@ from space import config_id
 
 from .bitstream import Bitstream, pack, unpack
 from .checkpoint import weights_digest
+from .device import exact_kernels
 from .errors import BitstreamError
 from .files import write_bytes
 from .images import pad_to, read_image, write_image
 from .models import LicCodec
+
+
+ENTROPY_DEVICE = torch.device("cpu")
+_ENTROPY_TWINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _digest(model: LicCodec) -> bytes:
@@ -20,15 +35,33 @@ def _digest(model: LicCodec) -> bytes:
     return model._digest
 
 
+def entropy_model(model: LicCodec) -> LicCodec:
+    """The codec that runs ``model``'s entropy-parameter path: the model itself when it lives on the CPU, else a CPU
+    copy made once per model (coding assumes the weights no longer change, as the header's digest does)."""
+    if next(model.parameters()).device == ENTROPY_DEVICE:
+        return model
+    twin = _ENTROPY_TWINS.get(model)
+    if twin is None:
+        twin = _ENTROPY_TWINS[model] = copy.deepcopy(model).to(ENTROPY_DEVICE).eval()
+    return twin
+
+
+def entropy_path() -> str:
+    """What the header records about where the scale indexes are computed: the CPU and its kernels' ISA."""
+    return f"{ENTROPY_DEVICE.type}/{torch.backends.cpu.get_cpu_capability()}"[:16]
+
+
 @torch.no_grad()
 def compress(model: LicCodec, x: torch.Tensor) -> bytes:
     """(1, 3, H, W) in [0, 1] -> .alic bytes."""
     h, w = x.shape[-2:]
     pad = model.config.pad_multiple()
     device = next(model.parameters()).device
-    out = model.compress(pad_to(x, pad).to(device))
+    with exact_kernels():
+        out = model.compress(pad_to(x, pad).to(device), entropy=entropy_model(model))
     strings = (out["strings"][0][0], out["strings"][1][0])
-    return pack(Bitstream(config_id(model.config), _digest(model), w, h, pad, tuple(out["shape"]), strings))
+    return pack(Bitstream(config_id(model.config), _digest(model), w, h, pad, tuple(out["shape"]), strings,
+                          entropy_path(), out["symbols_crc"]))
 
 
 def check_model(model: LicCodec, bs: Bitstream) -> None:
@@ -51,7 +84,14 @@ def decompress(model: LicCodec, data: bytes | Bitstream, synthesis=None) -> torc
     rANS decoder's scale indexes, run in torch as the encoder did."""
     bs = data if isinstance(data, Bitstream) else unpack(data)
     check_model(model, bs)
-    out = model.decompress([[bs.strings[0]], [bs.strings[1]]], bs.z_shape, synthesis=synthesis)
+    with exact_kernels():
+        out = model.decompress([[bs.strings[0]], [bs.strings[1]]], bs.z_shape, synthesis=synthesis,
+                               entropy=entropy_model(model))
+    if bs.symbols_crc is not None and out["symbols_crc"] != bs.symbols_crc:
+        raise BitstreamError(f"decoding failed: the decoded symbols differ from the encoder's (CRC-32 {out['symbols_crc']:08x}"
+                             f" vs {bs.symbols_crc:08x}); the file's scale indexes were computed on {bs.entropy_path!r}, "
+                             f"this decoder computed them on {entropy_path()!r} (decode where the entropy path matches, "
+                             "or re-encode here)")
     return out["x_hat"][..., : bs.height, : bs.width].cpu()
 
 

@@ -42,6 +42,13 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def with_index(device: torch.device) -> torch.device:
+    """``cuda`` -> ``cuda:<current device>``: what ``torch.cuda.set_device``, CUDA events and memory figures need."""
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 def worker_device(name: str, worker: int) -> torch.device:
     """Worker ``i`` of a search on ``cuda`` (no index) with n GPUs uses ``cuda:(i mod n)``."""
     device = pick_device(name)
@@ -76,18 +83,69 @@ def fp32(device: torch.device | str):
     return torch.autocast(kind, enabled=False)
 
 
-def prepare(device: torch.device) -> None:
-    """Per-process habits for training on ``device``: cuDNN picks its fastest kernels for the fixed crop size."""
+def prepare(device: torch.device) -> torch.device:
+    """Per-process habits for training on ``device`` (returned with its index): cuDNN picks its fastest kernels
+    for the fixed crop size, and TF32 matmuls are allowed for training (coding turns them off: ``exact_kernels``)."""
+    device = with_index(torch.device(device))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
         torch.cuda.set_device(device)
+    return device
+
+
+@contextlib.contextmanager
+def exact_kernels():
+    """Reproducible kernels for a block whose results must agree between runs (coding, timed evaluation): no TF32,
+    no cuDNN autotuning, cuDNN's deterministic algorithms. CPU kernels are deterministic already. Restores the
+    previous settings."""
+    cudnn = torch.backends.cudnn
+    saved = (torch.backends.cuda.matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic)
+    torch.backends.cuda.matmul.allow_tf32 = cudnn.allow_tf32 = cudnn.benchmark = False
+    cudnn.deterministic = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic = saved
+
+
+def tf32_state() -> dict:
+    """What a GPU report states about TF32 (matmul and cuDNN) right now."""
+    return {"matmul_tf32": torch.backends.cuda.matmul.allow_tf32, "cudnn_tf32": torch.backends.cudnn.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision()}
 
 
 def peak_memory_gib(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
-    return torch.cuda.max_memory_allocated(device) / 2**30
+    return torch.cuda.max_memory_allocated(with_index(device)) / 2**30
 
 
 def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """A device allocation failed: maybe this work's size, maybe another process on the same GPU."""
+    return isinstance(e, torch.cuda.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
+
+
+def is_device_fault(e: BaseException) -> bool:
+    """A CUDA error that leaves the process's CUDA context unusable (an illegal access, a device-side assert):
+    every later kernel of this process fails too, so the process must stop rather than go on to other work."""
+    accelerator = getattr(torch, "AcceleratorError", ())
+    return (isinstance(e, accelerator) or (isinstance(e, RuntimeError) and "CUDA error" in str(e))) \
+        and not is_out_of_memory(e)
+
+
+def release_memory() -> None:
+    """Give cached device memory back (after an out-of-memory error, before one retry)."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak for ``peak_memory_gib`` (per process: each search worker reports its own)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(with_index(device))

@@ -58,7 +58,7 @@ def stage_steps(args, tmp: Path) -> None:
     for name, model, params, aux, loss_fn in (("stage 1", s1, p1, [], loss1), ("stage 2", s2, p2, aux2, loss2)):
         opt = torch.optim.Adam(params, 1e-4)
         aux_opt = torch.optim.Adam(aux, 1e-3) if aux else None
-        fly = FrozenOnTheFly(teacher, Batches(images, args.crop, b, args.steps + 1, 0, 0), "fp32", name == "stage 1")
+        fly = FrozenOnTheFly(teacher, Batches(images, args.crop, b, args.steps + 1, 0, 0), name == "stage 1")
         sources = {"on the fly": fly.batch_at, "cache": lambda step: cache.batch_at(step, b, 0)}
 
         def step(source, i: int) -> float:  # as asymllic.training.loop: clip, Adam, aux Adam

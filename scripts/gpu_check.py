@@ -1,25 +1,31 @@
 """The GPU check: the protocol and a small search at the paper's crop and batch, timed, in one table.
 
-    bash scripts/gpu_check.sh [--device cuda] [--steps 200] [--out DIR]      # on a GPU machine
+    bash scripts/gpu_check.sh [--device cuda] [--steps 200] [--budget-s 540] [--out DIR]       # on a GPU machine
     bash scripts/gpu_check.sh --device cpu --steps 2 --crop 128 --batch 1 --search-schedule smoke  # CPU mode (tests)
 
-Runs, each on a bundled-photo training set: teacher training (fp32, bf16), stage 1 with the paper's g_s
-and stage 2 with the paper's hyperprior path (fp32 and bf16, each from the latent cache and on the
-fly), a 3-candidate synthesis search through Optuna with two workers sharing the device, evaluation of
-the combined codec, and a file encoded on the device decoded there and on the CPU. Prints one table
-(steps/s, samples/s, peak GPU memory, loss after the first and the last step) and writes it, with a JSON
-copy, to --out (default: $OUT when set, else results/gpu_check).
+Rows, most important first, each on a bundled-photo training set in a work folder of its own (a fresh one
+per run: a rerun never reports an earlier run's figures): the teacher (TCM-small), stage 1 with the paper's g_s
+and stage 2 with the paper's hyperprior path in the first precision, a 3-candidate synthesis search through
+Optuna with two workers sharing the device (peak memory per worker), a file encoded on the device and decoded
+there and on the CPU, host syncs per training step, throughput against the card's measured matrix rate, then
+the other precisions, on-the-fly latents and the combined codec's evaluation. The table (steps/s, samples/s,
+peak GPU memory, loss after the first and the last step) and its JSON copy are rewritten after every row in
+--out (default: $OUT when set, else results/gpu_check), so a run stopped by a time limit keeps what it did;
+--budget-s stops the run cleanly (a row still running at the budget is stopped and marked so; later rows are
+marked skipped).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
+import tempfile
 import time
 import traceback
-from dataclasses import replace
+import warnings
 from pathlib import Path
 
 import torch
@@ -27,42 +33,65 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import space  # noqa: E402
-from asymllic.device import peak_memory_gib, pick_device  # noqa: E402
+from asymllic.device import peak_memory_gib, pick_device, reset_peak_memory, tf32_state, with_index  # noqa: E402
 from asymllic.training import StageRun, combine, get_schedule, train_stage1, train_stage2, train_teacher  # noqa: E402
+
+
+class OverBudget(Exception):
+    """The check's time budget ran out during a row."""
 
 
 def _log_figures(run_dir: Path, batch: int) -> dict:
     rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     steady = [r["seconds"] for r in rows[len(rows) // 5:]] or [r["seconds"] for r in rows]  # after warm-up
     per_step = statistics.median(steady)
-    return {"steps": len(rows), "steps_per_s": 1 / per_step, "samples_per_s": batch / per_step,
+    return {"steps": rows[-1].get("step", len(rows)), "steps_per_s": 1 / per_step, "samples_per_s": batch / per_step,
             "loss_first": rows[0]["loss"], "loss_last": rows[-1]["loss"]}
 
 
 class Table:
-    def __init__(self, device: torch.device):
-        self.device, self.rows = device, []
-
-    def run(self, name: str, fn, **fields):
-        """Run one check; a failure is a row with its reason, and the check goes on."""
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        t0 = time.perf_counter()
-        row = {"check": name, **fields}
-        try:
-            row.update(fn() or {})
-            row["status"] = "ok"
-        except Exception as e:  # noqa: BLE001 - the table reports every failure and continues
-            row["status"] = f"FAILED: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
-            traceback.print_exc()
-        row["wall_s"] = time.perf_counter() - t0
-        row["peak_gib"] = peak_memory_gib(self.device)
-        self.rows.append(row)
-        print(self.format_row(row), flush=True)
-        return row
+    """Rows run one by one; the markdown table and its JSON copy are rewritten after each."""
 
     COLUMNS = ("check", "precision", "latents", "steps", "steps_per_s", "samples_per_s", "peak_gib", "loss_first",
                "loss_last", "wall_s", "note", "status")
+
+    def __init__(self, device: torch.device, out: Path, header: dict, budget_s: float):
+        self.device, self.out, self.header, self.rows = device, out, header, []
+        self.deadline = time.monotonic() + budget_s
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def run(self, name: str, fn, **fields) -> dict:
+        """Run one check; a failure is a row with its reason, and the check goes on."""
+        row = {"check": name, **fields}
+        if self.left() < 15:
+            row["status"] = "skipped: time budget spent"
+            return self._add(row)
+        reset_peak_memory(self.device)
+        t0 = time.perf_counter()
+        previous = signal.signal(signal.SIGALRM, _over_budget)
+        signal.alarm(max(1, int(self.left())))
+        try:
+            row.update(fn() or {})
+            row["status"] = "ok"
+        except OverBudget:
+            row["status"] = "stopped: time budget spent during this row"
+        except Exception as e:  # noqa: BLE001 - the table reports every failure and continues
+            row["status"] = f"FAILED: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+            traceback.print_exc()
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+        row["wall_s"] = time.perf_counter() - t0
+        row.setdefault("peak_gib", peak_memory_gib(self.device))
+        return self._add(row)
+
+    def _add(self, row: dict) -> dict:
+        self.rows.append(row)
+        print(self.format_row(row), flush=True)
+        self.write()
+        return row
 
     @staticmethod
     def _cell(v) -> str:
@@ -77,6 +106,18 @@ class Table:
         head = "| " + " | ".join(self.COLUMNS) + " |\n|" + "---|" * len(self.COLUMNS) + "\n"
         return head + "\n".join(self.format_row(r) for r in self.rows) + "\n"
 
+    def write(self) -> None:
+        about = ", ".join(f"{k} {v}" for k, v in self.header.items())
+        for name, text in (("gpu_check.md", f"{about}\n\n{self.markdown()}"),
+                           ("gpu_check.json", json.dumps({**self.header, "rows": self.rows}, indent=1, default=str))):
+            tmp = self.out / f".{name}.tmp"
+            tmp.write_text(text)
+            tmp.replace(self.out / name)
+
+
+def _over_budget(signum, frame):
+    raise OverBudget()
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,121 +128,153 @@ def main(argv=None) -> int:
     p.add_argument("--search-schedule", default="paper", help="training schedule of the search candidates")
     p.add_argument("--search-steps", type=int, default=None, help="steps per search candidate (default --steps)")
     p.add_argument("--loader-workers", type=int, default=None)
-    p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16", "fp16"), default=["fp32", "bf16"],
-                   help="the precisions each training run is checked in (default fp32 bf16)")
+    p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16", "fp16"), default=["bf16", "fp32"],
+                   help="the precisions each training run is checked in, the first one first (default bf16 fp32)")
+    p.add_argument("--budget-s", type=float, default=540.0,
+                   help="seconds for the whole check (default 540: one device call of at most 9 minutes)")
     p.add_argument("--out", default=os.environ.get("OUT") or "results/gpu_check")
     args = p.parse_args(argv)
 
-    device = pick_device(args.device)
+    device = with_index(pick_device(args.device))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    work = out / "work" if "OUT" not in os.environ else Path("/tmp/asymllic-gpu-check")
+    # a fresh work folder every run (never under $OUT, whose files travel back)
+    work = Path(tempfile.mkdtemp(prefix="gpu-check-", dir=None if "OUT" in os.environ else out))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"torch {torch.__version__}, device {device} ({name}), crop {args.crop}, batch {args.batch}, "
-          f"{args.steps} steps per run", flush=True)
-    precisions = tuple(args.precisions)
-    # the paper's crop and batch; a small cache_crops so that a short run may cache
+    header = {"device": f"{device} ({name})", "torch": torch.__version__, "crop": args.crop, "batch": args.batch,
+              "steps": args.steps, **{k: str(v) for k, v in tf32_state().items()}}
+    print(", ".join(f"{k} {v}" for k, v in header.items()) + f"; work folder {work}", flush=True)
     schedule = get_schedule("paper", crop=args.crop, batch=args.batch, cache_crops=64,
-                              checkpoint_every=max(1, args.steps), eval_max_side=0)
-    table = Table(device)
-
-    def stage_run(folder: str, precision: str, cache_gib: float = 4.0) -> StageRun:
-        return StageRun(work / folder, work / "cache", progress=False, device=str(device), precision=precision,
-                        loader_workers=args.loader_workers, cache_gib=cache_gib)
-
-    ckpts: dict = {}
-
-    def teacher(precision):
-        def fn():
-            ckpts[f"teacher-{precision}"] = train_teacher(space.teacher_config(64), schedule, 0.0067, None,
-                                                          stage_run(f"teacher-{precision}", precision), args.steps)
-            return _log_figures(work / f"teacher-{precision}", args.batch)
-        return fn
-
-    for precision in precisions:
-        table.run("teacher (TCM-small)", teacher(precision), precision=precision, latents="-")
-    teacher_ckpt = next((ckpts[f"teacher-{p}"] for p in precisions if f"teacher-{p}" in ckpts), None)
-    if teacher_ckpt is None:
+                            checkpoint_every=max(1, args.steps), eval_max_side=0)
+    table = Table(device, out, header, args.budget_s)
+    check = Check(args, device, work, schedule)
+    first, rest = args.precisions[0], args.precisions[1:]
+    table.run("teacher (TCM-small)", check.teacher(first), precision=first, latents="-")
+    if check.teacher_ckpt is None:
         print("no teacher was trained; the other checks need one", file=sys.stderr)
     else:
-        paper = space.get_preset("paper")
-        for stage, fn in (("stage1", train_stage1), ("stage2", train_stage2)):
-            for precision in precisions:
-                for latents, cap in (("cache", 4.0), ("on the fly", 0.0)):
-                    folder = f"{stage}-{precision}-{latents.replace(' ', '-')}"
-
-                    def run_stage(fn=fn, folder=folder, precision=precision, cap=cap):
-                        ckpts[folder] = fn(teacher_ckpt, paper, schedule, 0.0067, None, stage_run(folder, precision, cap),
-                                           args.steps)
-                        return _log_figures(work / folder, args.batch)
-
-                    what = "paper g_s" if stage == "stage1" else "paper h_s + f_c"
-                    table.run(f"{stage} ({what})", run_stage, precision=precision, latents=latents)
-        table.run("search: 3 synthesis candidates, 2 Optuna workers", lambda: _search(args, device, teacher_ckpt, work),
-                  precision="auto", latents="policy")
-        s1 = next((v for k, v in ckpts.items() if k.startswith("stage1")), None)
-        s2 = next((v for k, v in ckpts.items() if k.startswith("stage2")), None)
-        if s1 and s2:
-            table.run("eval: combined codec (bundled held-out photos)", lambda: _eval(s1, s2, work, device, args.search_schedule))
-            table.run("file coded on the device, decoded there and on the CPU", lambda: _cross(work, device))
-    text = table.markdown()
-    (out / "gpu_check.md").write_text(f"device: {device} ({name}), torch {torch.__version__}\n\n{text}")
-    (out / "gpu_check.json").write_text(json.dumps({"device": name, "torch": torch.__version__, "rows": table.rows},
-                                                   indent=1, default=str))
-    print("\n" + text)
+        table.run("stage1 (paper g_s)", check.stage("stage1", first, "cache"), precision=first, latents="cache")
+        table.run("stage2 (paper h_s + f_c)", check.stage("stage2", first, "cache"), precision=first, latents="cache")
+        table.run("search: 3 synthesis candidates, 2 Optuna workers", check.search, precision="auto", latents="policy")
+        table.run("file coded on the device, decoded there and on the CPU", check.cross)
+        table.run("host syncs per training step (teacher)", check.host_syncs, precision=first)
+        for precision in rest:
+            table.run("teacher (TCM-small)", check.teacher(precision), precision=precision, latents="-")
+        for precision in args.precisions:
+            for stage, what in (("stage1", "paper g_s"), ("stage2", "paper h_s + f_c")):
+                for latents in (("on the fly",) if precision == first else ("cache", "on the fly")):
+                    table.run(f"{stage} ({what})", check.stage(stage, precision, latents), precision=precision,
+                              latents=latents)
+        table.run("eval: combined codec (bundled held-out photos)", check.evaluate)
+    print("\n" + table.markdown())
     print(f"written: {out / 'gpu_check.md'}")
     return 0 if all(r["status"] == "ok" for r in table.rows) else 1
 
 
-def _search(args, device, teacher_ckpt, work) -> dict:
-    from search.optuna_backend import run_optuna
-    from search.spec import SearchSpec
-    from search.table import trials_frame
+class Check:
+    """The work of each row; trained checkpoints are kept for the rows after."""
 
-    spec = SearchSpec(study="gpu-check", part="synthesis", schedule=args.search_schedule, trials=3, workers=2,
-                      teacher=str(teacher_ckpt), root=str(work / "studies"), steps=args.search_steps or args.steps,
-                      device=str(device), loader_workers=args.loader_workers, heartbeat=0, sampler="random")
-    t0 = time.perf_counter()
-    df = trials_frame(run_optuna(spec))
-    done = df[df["state"] == "COMPLETE"]
-    if len(done) < 3:
-        raise RuntimeError(f"{len(done)} of 3 candidates completed: {df['state'].tolist()}")
-    seconds = time.perf_counter() - t0
-    return {"steps": int(len(done)) * spec.steps, "note": f"{len(done)} candidates in {seconds:.0f} s, PSNR "
-            + "/".join(f"{v:.2f}" for v in done["psnr"]) + " dB"}
+    def __init__(self, args, device: torch.device, work: Path, schedule):
+        self.args, self.device, self.work, self.schedule = args, device, work, schedule
+        self.teacher_ckpt = None
+        self.ckpts: dict = {}
 
+    def run(self, folder: str, precision: str, cache_gib: float = 4.0) -> StageRun:
+        return StageRun(self.work / folder, self.work / "cache", progress=False, device=str(self.device),
+                        precision=precision, loader_workers=self.args.loader_workers, cache_gib=cache_gib)
 
-def _eval(s1, s2, work, device, schedule: str) -> dict:
-    """The combined codec on the bundled held-out photos, as large as the search schedule evaluates them."""
-    from asymllic.checkpoint import load_codec
-    from asymllic.training import get_schedule
-    from asymllic.data import resolve
-    from asymllic.evaluation import evaluate
+    def teacher(self, precision: str, steps: int | None = None, folder: str | None = None):
+        def fn():
+            where = folder or f"teacher-{precision}"
+            ckpt = train_teacher(space.teacher_config(64), self.schedule, 0.0067, None, self.run(where, precision),
+                                 steps or self.args.steps)
+            if folder is None:
+                self.teacher_ckpt = self.teacher_ckpt or ckpt
+            return _log_figures(self.work / where, self.args.batch)
+        return fn
 
-    codec = combine(s1, s2, work / "combined.pt")
-    r = evaluate(load_codec(codec, device), resolve(None, "eval").paths, "combined",
-                 max_side=get_schedule(schedule).eval_max_side, progress=False)["results"]
-    return {"note": f"PSNR {r['psnr-rgb'][0]:.2f} dB, {r['bpp'][0]:.4f} bpp, decode {r['decoding_time'][0]:.3f} s/image"}
+    def stage(self, stage: str, precision: str, latents: str):
+        def fn():
+            folder = f"{stage}-{precision}-{latents.replace(' ', '-')}"
+            train = train_stage1 if stage == "stage1" else train_stage2
+            ckpt = train(self.teacher_ckpt, space.get_preset("paper"), self.schedule, 0.0067, None,
+                         self.run(folder, precision, 4.0 if latents == "cache" else 0.0), self.args.steps)
+            self.ckpts.setdefault(stage, ckpt)  # the first row's (most important precision) is combined
+            return _log_figures(self.work / folder, self.args.batch)
+        return fn
 
+    def search(self) -> dict:
+        from search.optuna_backend import run_optuna
+        from search.spec import SearchSpec
+        from search.table import trials_frame
 
-def _cross(work, device) -> dict:
-    """Encode on ``device``; decode on it and on the CPU; compare."""
-    from asymllic.checkpoint import load_codec
-    from asymllic.coding import compress, decompress
-    from asymllic.data import resolve
-    from asymllic.images import read_image, to_uint8
+        spec = SearchSpec(study="gpu-check", part="synthesis", schedule=self.args.search_schedule, trials=3, workers=2,
+                          teacher=str(self.teacher_ckpt), root=str(self.work / "studies"),
+                          steps=self.args.search_steps or self.args.steps, device=str(self.device),
+                          loader_workers=self.args.loader_workers, heartbeat=0, sampler="random")
+        t0 = time.perf_counter()
+        df = trials_frame(run_optuna(spec))
+        done = df[df["state"] == "COMPLETE"]
+        if len(done) < 3:
+            raise RuntimeError(f"{len(done)} of 3 candidates completed: {df['state'].tolist()}")
+        seconds = time.perf_counter() - t0
+        peaks = [float(v) for v in df.get("peak_gib", []) if v == v and v is not None]  # each worker's own
+        return {"steps": int(len(done)) * spec.steps, "peak_gib": max(peaks) if peaks else None,
+                "note": f"{len(done)} candidates in {seconds:.0f} s, PSNR " + "/".join(f"{v:.2f}" for v in done["psnr"])
+                + " dB" + (f"; peak per candidate " + "/".join(f"{v:.2f}" for v in peaks) + " GiB" if peaks else "")}
 
-    x = read_image(resolve(None, "eval").paths[0])
-    here = load_codec(work / "combined.pt", device)
-    data = compress(here, x)
-    same = to_uint8(decompress(here, data))
-    try:
-        cpu = to_uint8(decompress(load_codec(work / "combined.pt", "cpu"), data))
-        diff = int(abs(cpu.astype(int) - same.astype(int)).max())
-        verdict = "bit-exact" if diff == 0 else f"NOT bit-exact: max abs difference {diff} (of 255)"
-    except Exception as e:  # noqa: BLE001 - a desynchronised entropy decoder may fail outright
-        verdict = f"CPU decode failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}"
-    return {"note": f"{len(data)} bytes; decoded on {device}: ok; on the CPU: {verdict}"}
+    def combined(self) -> Path:
+        path = self.work / "combined.pt"
+        if not path.exists():
+            combine(self.ckpts["stage1"], self.ckpts["stage2"], path)
+        return path
+
+    def cross(self) -> dict:
+        """Encode on the device; decode on it and on the CPU; compare."""
+        from asymllic.checkpoint import load_codec
+        from asymllic.coding import compress, decompress
+        from asymllic.data import resolve
+        from asymllic.images import read_image, to_uint8
+
+        x = read_image(resolve(None, "eval").paths[0])
+        here = load_codec(self.combined(), self.device)
+        data = compress(here, x)
+        same = to_uint8(decompress(here, data))
+        try:
+            cpu = to_uint8(decompress(load_codec(self.combined(), "cpu"), data))
+            diff = int(abs(cpu.astype(int) - same.astype(int)).max())
+            verdict = "bit-exact" if diff == 0 else f"decoded, max abs difference {diff} (of 255; g_s kernels differ)"
+        except Exception as e:  # noqa: BLE001 - a refused file is the row's finding
+            verdict = f"refused: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        return {"note": f"{len(data)} bytes; decoded on {self.device}: ok; on the CPU: {verdict}"}
+
+    def host_syncs(self) -> dict:
+        """Synchronising calls per steady-state training step, from CUDA's sync debug mode: runs of 2 and 6 steps
+        differ by 4 steps' syncs (set-up, checkpoints and the first step cancel out)."""
+        if self.device.type != "cuda":
+            return {"note": "CUDA only (torch.cuda.set_sync_debug_mode)"}
+        counts = []
+        for steps in (2, 6):
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    self.teacher(self.args.precisions[0], steps, f"syncs-{steps}")()
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+            counts.append(sum("synchroniz" in str(w.message).lower() for w in caught))
+        return {"steps": 4, "note": f"{(counts[1] - counts[0]) / 4:.1f} host syncs per step ({counts[0]} in 2 steps, "
+                                    f"{counts[1]} in 6, set-up included)"}
+
+    def evaluate(self) -> dict:
+        """The combined codec on the bundled held-out photos, as large as the search schedule evaluates them."""
+        from asymllic.checkpoint import load_codec
+        from asymllic.data import resolve
+        from asymllic.evaluation import evaluate
+
+        r = evaluate(load_codec(self.combined(), self.device), resolve(None, "eval").paths, "combined",
+                     max_side=get_schedule(self.args.search_schedule).eval_max_side, progress=False)["results"]
+        return {"note": f"PSNR {r['psnr-rgb'][0]:.2f} dB, {r['bpp'][0]:.4f} bpp, decode {r['decoding_time'][0]:.3f} s/image"}
 
 
 if __name__ == "__main__":

@@ -53,6 +53,10 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
                         loader_workers=spec.loader_workers, cache_gib=spec.cache_gib, max_reuse=spec.max_reuse,
                         flips=spec.flips, compile=spec.compile, inherit=spec.inherit)
 
+    from asymllic.device import peak_memory_gib, reset_peak_memory
+
+    device, _ = run("eval").resolved()
+    reset_peak_memory(device)
     paths = {}
     if spec.part in ("synthesis", "joint"):
         paths["stage1"] = train_stage1(spec.teacher, cfg, schedule, spec.lmbda, spec.data, run("stage1"), steps, plan)
@@ -63,9 +67,10 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
                                        synthesis_from=synthesis, plan_steps=plan)
     codec = combine(paths["stage1"], paths["stage2"], trial_dir / "codec.pt") if spec.part == "joint" \
         else next(iter(paths.values()))
-    device, _ = run("eval").resolved()
     model = load_codec(codec, device)
     out = {"train_seconds": time.perf_counter() - t0, "checkpoint": str(codec)}
+    if device.type == "cuda":  # this worker's own peak, for reports of several workers sharing a GPU
+        out["peak_gib"] = peak_memory_gib(device)
     # selected on one set, reported on another: the objectives use the first, test_* figures the second (only at
     # the top rung: a lower rung's result only decides whether the candidate goes on)
     sets = (("", spec.eval_data, "eval"),) + ((("test_", spec.test_data, "test"),) if steps >= plan else ())

@@ -60,6 +60,24 @@ class TrialRecord:
         return cls(**d)
 
 
+def _with_device_retry(fn: Callable):
+    """``fn()``; a device out-of-memory error is retried once after the cached device memory is released (on a shared
+    GPU it may be another worker's peak, not this candidate's); a CUDA fault that poisons this process's CUDA context
+    is a ``MachineError``: this worker stops instead of failing every later candidate."""
+    from asymllic.device import is_device_fault, is_out_of_memory, release_memory
+
+    for attempt in (1, 2):
+        try:
+            return fn()
+        except Exception as e:
+            if is_out_of_memory(e) and attempt == 1:
+                release_memory()
+                continue
+            if is_device_fault(e):
+                raise MachineError(f"device fault, this worker stops (its CUDA context is unusable): {e}"[:1000]) from e
+            raise
+
+
 def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path, evaluate: Callable = train_and_evaluate,
               on_rung: Callable | None = None) -> TrialRecord:
     """Count ``cfg``; over the MAC budget it is infeasible and never trained; else train and evaluate it in
@@ -87,7 +105,8 @@ def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path, evaluat
     steps = spec.rungs()
     for rung, rung_steps in enumerate(steps):
         try:
-            metrics = evaluate(cfg, replace(spec, steps=rung_steps, plan_steps=steps[-1]), trial_dir)
+            metrics = _with_device_retry(lambda: evaluate(cfg, replace(spec, steps=rung_steps, plan_steps=steps[-1]),
+                                                          trial_dir))
         except Exception as e:  # noqa: BLE001 - a candidate's crash is its record, not the search's end
             if is_resource_error(e):
                 raise MachineError(describe(e, trial_dir)) from e

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.entropy_models import GaussianConditional
 from compressai.models import CompressionModel
 from compressai.ops import quantize_ste
 from space import HYPER_CHANNELS, CodecConfig
 
 from ..device import fp32
+from ..layers.gdn import fp32_gdn
 from .encoder import build_analysis, build_hyper_analysis
+from .entropy import ZBottleneck
 from .hyperprior import build_attention, build_hyper_decoder, build_slice_transforms
 from .synthesis import build_synthesis
 
@@ -52,8 +54,9 @@ class LicCodec(CompressionModel):
         self.cc_mean_transforms = build_slice_transforms(hp)
         self.cc_scale_transforms = build_slice_transforms(hp)
         self.lrp_transforms = build_slice_transforms(hp, lrp=True) if hp.lrp else nn.ModuleList()
-        self.entropy_bottleneck = EntropyBottleneck(HYPER_CHANNELS)
+        self.entropy_bottleneck = ZBottleneck(HYPER_CHANNELS)
         self.gaussian_conditional = GaussianConditional(None)
+        fp32_gdn(self)  # GDN's x^2 overflows fp16 under autocast
 
     # --- the three pieces the training stages use ---------------------------------------------
     def hyper_params(self, z_hat: torch.Tensor):
@@ -106,47 +109,94 @@ class LicCodec(CompressionModel):
         return out
 
     # --- entropy coding ----------------------------------------------------------------------
-    @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> dict:
-        from compressai.ans import BufferedRansEncoder
-
-        y = self.g_a(x)
-        z = self.h_a(y)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
+    # The entropy-parameter path (z_hat -> h_s -> slice networks -> scale indexes) must compute the same indexes
+    # when encoding and when decoding, or the rANS decoder loses sync. ``asymllic.coding`` runs it on the CPU
+    # (``entropy``: a CPU copy of this model) whatever device g_a and g_s use, and checks a CRC-32 of the symbols.
+    def latent_slices(self, z_hat: torch.Tensor, symbols_of) -> torch.Tensor:
+        """y_hat from z_hat, slice by slice, in the order both coders follow: ``symbols_of(i, mu, indexes)`` gives
+        slice i's integer symbols (quantised y when encoding, the rANS decoder's output when decoding)."""
         means, scales = self.hyper_params(z_hat)
         gc = self.gaussian_conditional
-        cdf, cdf_lengths, offsets = gc.quantized_cdf.tolist(), gc.cdf_length.reshape(-1).int().tolist(), gc.offset.reshape(-1).int().tolist()
-        encoder = BufferedRansEncoder()
-        symbols, indexes, y_hat_slices = [], [], []
-        for i, y_slice in enumerate(y.chunk(self.num_slices, 1)):
+        y_hat_slices: list = []
+        for i in range(self.num_slices):
             mu, sigma, mean_support = self.slice_params(i, means, scales, y_hat_slices)
-            index = gc.build_indexes(sigma)
-            y_q = gc.quantize(y_slice, "symbols", mu)
-            symbols.extend(y_q.reshape(-1).tolist())
-            indexes.extend(index.reshape(-1).tolist())
-            y_hat_slices.append(self.refine(i, mean_support, y_q + mu))
-        encoder.encode_with_indexes(symbols, indexes, cdf, cdf_lengths, offsets)
-        return {"strings": [[encoder.flush()], z_strings], "shape": z.size()[-2:]}
+            symbols = symbols_of(i, mu, gc.build_indexes(sigma))
+            y_hat_slices.append(self.refine(i, mean_support, gc.dequantize(symbols, mu)))
+        return torch.cat(y_hat_slices, 1)
+
+    def _tables(self) -> tuple:
+        gc = self.gaussian_conditional
+        return gc.quantized_cdf.tolist(), gc.cdf_length.reshape(-1).int().tolist(), gc.offset.reshape(-1).int().tolist()
 
     @torch.no_grad()
-    def decompress(self, strings: list, shape, synthesis=None) -> dict:
+    def compress(self, x: torch.Tensor, entropy: "LicCodec | None" = None) -> dict:
+        """x -> {"strings", "shape", "symbols_crc"}. ``entropy``: the codec (this one's weights, e.g. on the CPU)
+        that runs the entropy-parameter path; default this one."""
+        y = self.g_a(x)
+        z = self.h_a(y)
+        entropy = entropy or self
+        place = next(entropy.parameters()).device
+        return entropy.compress_latents(y.float().to(place), z.float().to(place))
+
+    @torch.no_grad()
+    def compress_latents(self, y: torch.Tensor, z: torch.Tensor) -> dict:
+        from compressai.ans import BufferedRansEncoder
+
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
+        y_chunks = y.chunk(self.num_slices, 1)
+        symbols, indexes, crc = [], [], _Crc()
+
+        def quantise(i: int, mu, index):
+            q = self.gaussian_conditional.quantize(y_chunks[i], "symbols", mu)
+            flat = q.reshape(-1).tolist()
+            symbols.extend(flat)
+            indexes.extend(index.reshape(-1).tolist())
+            crc.add(flat)
+            return q
+
+        self.latent_slices(z_hat, quantise)
+        encoder = BufferedRansEncoder()
+        encoder.encode_with_indexes(symbols, indexes, *self._tables())
+        return {"strings": [[encoder.flush()], z_strings], "shape": z.size()[-2:], "symbols_crc": crc.value}
+
+    @torch.no_grad()
+    def decompress(self, strings: list, shape, synthesis=None, entropy: "LicCodec | None" = None) -> dict:
         """``synthesis``: a callable y_hat -> x_hat run instead of ``g_s`` (e.g. ``asymllic.onnx_runtime.OnnxSynthesis``);
-        the entropy decoding and the hyperprior path always run here, where the file was encoded."""
+        ``entropy``: as in ``compress``. Returns x_hat and the CRC-32 of the decoded symbols."""
+        y_hat, crc = (entropy or self).decompress_latents(strings, shape)
+        place = next(self.g_s.parameters()).device
+        x_hat = (self.g_s if synthesis is None else synthesis)(y_hat.to(place)).clamp_(0, 1)
+        return {"x_hat": x_hat, "symbols_crc": crc}
+
+    @torch.no_grad()
+    def decompress_latents(self, strings: list, shape) -> tuple:
+        """(y_hat, CRC-32 of the decoded symbols) from the y and z strings."""
         from compressai.ans import RansDecoder
 
         z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
-        means, scales = self.hyper_params(z_hat)
-        gc = self.gaussian_conditional
-        cdf, cdf_lengths, offsets = gc.quantized_cdf.tolist(), gc.cdf_length.reshape(-1).int().tolist(), gc.offset.reshape(-1).int().tolist()
+        tables = self._tables()
         decoder = RansDecoder()
         decoder.set_stream(strings[0][0])
-        y_hat_slices = []
-        for i in range(self.num_slices):
-            mu, sigma, mean_support = self.slice_params(i, means, scales, y_hat_slices)
-            index = gc.build_indexes(sigma)
-            rv = decoder.decode_stream(index.reshape(-1).tolist(), cdf, cdf_lengths, offsets)
-            rv = torch.tensor(rv, dtype=mu.dtype, device=mu.device).reshape(mu.shape)
-            y_hat_slices.append(self.refine(i, mean_support, gc.dequantize(rv, mu)))
-        x_hat = (self.g_s if synthesis is None else synthesis)(torch.cat(y_hat_slices, 1)).clamp_(0, 1)
-        return {"x_hat": x_hat}
+        crc = _Crc()
+
+        def decode(i: int, mu, index):
+            flat = decoder.decode_stream(index.reshape(-1).tolist(), *tables)
+            crc.add(flat)
+            return torch.tensor(flat, dtype=torch.int32, device=mu.device).reshape(mu.shape)
+
+        return self.latent_slices(z_hat, decode), crc.value
+
+
+class _Crc:
+    """CRC-32 of a sequence of integer symbols (as little-endian int32), fed slice by slice."""
+
+    def __init__(self):
+        self.value = 0
+
+    def add(self, symbols: list) -> None:
+        import zlib
+
+        import numpy as np
+
+        self.value = zlib.crc32(np.asarray(symbols, dtype="<i4").tobytes(), self.value)

@@ -5,7 +5,7 @@ crop, so a short run computes them once for a fixed, seeded set of crops and rea
 (``LatentCache``: x as uint8, y and y_hat as float16, each a ``.npy`` file opened memory-mapped, so a
 process holds only the pages it touches and workers on one machine share them). A long run would
 reuse each cached crop many times, or need a cache larger than the disk and memory it should take,
-where the paper draws fresh crops: it runs the frozen parts on the fly (no_grad, autocast) instead.
+where the paper draws fresh crops: it runs the frozen parts on the fly (no_grad, fp32, as the cache) instead.
 ``plan_latents`` decides and says why:
 
 .. code-block:: none
@@ -34,7 +34,7 @@ from space import LATENT_CHANNELS
 
 from ..checkpoint import weights_digest
 from ..data import Batches, ImageSet
-from ..device import autocast
+from ..device import fp32
 from ..files import write_text
 from ..models import LicCodec
 
@@ -156,10 +156,8 @@ def latent_cache(teacher: LicCodec, images: ImageSet, crop: int, count: int, roo
     try:
         for step in tqdm(range(math.ceil(count / chunk)), desc="latent cache", disable=not progress, leave=False):
             x = batches(step)[: count - writer.filled]
-            y = teacher.g_a(x)
-            y_hat = teacher.entropy_forward(y, likelihoods=False)["y_hat"]
-            writer.add(x.mul(255).round().to(torch.uint8).cpu().numpy(), y.half().cpu().numpy(),
-                       y_hat.half().cpu().numpy())
+            y, y_hat = frozen_targets(teacher, x)
+            writer.add(x.mul(255).round().to(torch.uint8).cpu().numpy(), y.cpu().numpy(), y_hat.cpu().numpy())
         return writer.close({"crop": crop, "count": count, "seed": seed, "files": len(images.paths),
                              **batches.report.summary()})
     except BaseException:
@@ -167,16 +165,23 @@ def latent_cache(teacher: LicCodec, images: ImageSet, crop: int, count: int, roo
         raise
 
 
+@torch.no_grad()
+def frozen_targets(teacher: LicCodec, x: torch.Tensor, need_y_hat: bool = True) -> tuple:
+    """(y, y_hat) of the frozen teacher, as the cache stores them: computed in fp32 (outside any autocast), kept in
+    fp16. The cache and the on-the-fly path share it, so a stage trains on the same targets in either mode."""
+    with fp32(x.device):
+        y = teacher.g_a(x.float()).float()
+        y_hat = teacher.entropy_forward(y, likelihoods=False)["y_hat"] if need_y_hat else None
+    return y.half(), (y_hat.half() if y_hat is not None else None)
+
+
 class FrozenOnTheFly:
-    """Fresh crops every step, through the frozen teacher (no_grad, autocast): (x, y, y_hat or None)."""
+    """Fresh crops every step through the frozen teacher (``frozen_targets``): (x, y, y_hat or None), fp32 tensors."""
 
-    def __init__(self, teacher: LicCodec, batches: Batches, precision: str, need_y_hat: bool):
-        self.teacher, self.batches, self.precision, self.need_y_hat = teacher.eval(), batches, precision, need_y_hat
+    def __init__(self, teacher: LicCodec, batches: Batches, need_y_hat: bool):
+        self.teacher, self.batches, self.need_y_hat = teacher.eval(), batches, need_y_hat
 
-    @torch.no_grad()
     def batch_at(self, step: int) -> tuple:
         x = self.batches(step)
-        with autocast(x.device, self.precision):
-            y = self.teacher.g_a(x).float()
-            y_hat = self.teacher.entropy_forward(y, likelihoods=False)["y_hat"] if self.need_y_hat else None
-        return x, y, y_hat
+        y, y_hat = frozen_targets(self.teacher, x, self.need_y_hat)
+        return x, y.float(), (y_hat.float() if y_hat is not None else None)

@@ -24,7 +24,7 @@ from space import CodecConfig, config_id
 from ..checkpoint import base_of, load_codec, save_codec
 from ..reference import checkpoint_file, load_model
 from ..data import Batches, resolve
-from ..device import pick_device, pick_precision, prepare
+from ..device import pick_device, pick_precision, prepare, with_index
 from ..errors import AsymllicError
 from ..metrics import distortion_loss, rd_loss
 from ..models import ENTROPY_TABLES, HYPERPRIOR_PARTS, LicCodec
@@ -58,8 +58,8 @@ class StageRun:
         check_mode(self.inherit)  # one line before any teacher is loaded
 
     def resolved(self) -> tuple:
-        """(device, precision) checked against this machine."""
-        device = pick_device(self.device)
+        """(device, precision) checked against this machine; a CUDA device always with its index."""
+        device = with_index(pick_device(self.device))
         return device, pick_precision(self.precision, device)
 
     def workers(self) -> int:
@@ -82,7 +82,10 @@ def _loop(name: str, run: StageRun, model: LicCodec, params: list, step_fn, sche
 
 
 def _compiled(model: LicCodec, parts: tuple, run: StageRun) -> None:
+    """``torch.compile`` the trained parts. Dynamo's caches are reset first: a long-lived search worker compiles a
+    new architecture per candidate, and past the recompile limit Dynamo would silently fall back to eager."""
     if run.compile:
+        torch._dynamo.reset()
         for part in parts:
             getattr(model, part).compile()
 
@@ -141,7 +144,7 @@ def frozen_latents(teacher: LicCodec, schedule: Schedule, data: str | None, run:
                    stage: str):
     """``batch_at(step) -> (x, y, y_hat)`` on the run's device: from the latent cache or on the fly, whichever
     ``plan_latents`` picks for this run (printed with its reason)."""
-    device, precision = run.resolved()
+    device, _ = run.resolved()
     images = resolve(data, "train")
     images.report()
     plan = plan_latents(steps, schedule.batch, schedule.crop, schedule.cache_crops, run.cache_gib, run.max_reuse)
@@ -157,7 +160,7 @@ def frozen_latents(teacher: LicCodec, schedule: Schedule, data: str | None, run:
 
         return Cached()
     batches = Batches(images, schedule.crop, schedule.batch, steps, run.seed, run.workers(), device, run.flips)
-    return FrozenOnTheFly(teacher, batches, precision, need_y_hat=stage == "stage1")
+    return FrozenOnTheFly(teacher, batches, need_y_hat=stage == "stage1")
 
 
 def _light_model(teacher_ref, run: StageRun, light: tuple, **part) -> tuple:
