@@ -28,16 +28,19 @@ bench: setup
 	$(PY) bench/latent_cache.py
 	$(PY) bench/scale.py
 
-# What scripts/gpu_check.sh installs on a GPU machine without network (CPython 3.12, x86-64, torch already
-# there): binary wheels of the small pure or manylinux packages, and CompressAI's source (no cp312 wheel on
-# PyPI; it builds there with the machine's pybind11). Into .whl/, which git ignores; about 6 MiB.
+# What scripts/gpu_check.sh installs on a GPU machine without network (CPython 3.12, x86-64; the packages of
+# scripts/device_packages.txt already there): binary wheels only, nothing is built there. CompressAI 1.2.8's
+# cp312 wheel is manylinux_2_34 (pip also takes the older manylinux tags below it); tomli is one of its declared
+# requirements. Into .whl/ (git ignores it; about 2 MiB), then checked by scripts/check_wheels.py (requirements,
+# imports, size of what travels).
 WHEELS := optuna==5.0.0 alembic==1.20.1 sqlalchemy==2.1.9 mako==1.4.3 colorlog==6.12.0 \
-	thop==0.1.1.post2209072238 pytorch-msssim==1.0.0 bjontegaard==1.3.0
+	thop==0.1.1.post2209072238 pytorch-msssim==1.0.0 bjontegaard==1.3.0 compressai==1.2.8 tomli==2.5.0
+WHEEL_PLATFORMS := manylinux_2_34_x86_64 manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64
 wheels: setup
+	rm -rf .whl
 	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-		-d .whl $(WHEELS)
-	$(PY) -m pip download -q --no-deps --no-binary=:all: -d .whl compressai==1.2.8
+		$(addprefix --platform ,$(WHEEL_PLATFORMS)) -d .whl $(WHEELS)
+	$(PY) scripts/check_wheels.py
 
 clean:
 	rm -rf $(VENV) results/*
