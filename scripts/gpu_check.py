@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import statistics
@@ -55,9 +56,9 @@ class Table:
     COLUMNS = ("check", "precision", "latents", "steps", "steps_per_s", "samples_per_s", "peak_gib", "loss_first",
                "loss_last", "wall_s", "note", "status")
 
-    def __init__(self, device: torch.device, out: Path, header: dict, budget_s: float):
+    def __init__(self, device: torch.device, out: Path, header: dict, budget_s: float, min_row_s: float = 15.0):
         self.device, self.out, self.header, self.rows = device, out, header, []
-        self.deadline = time.monotonic() + budget_s
+        self.deadline, self.min_row_s = time.monotonic() + budget_s, min_row_s
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -65,13 +66,13 @@ class Table:
     def run(self, name: str, fn, **fields) -> dict:
         """Run one check; a failure is a row with its reason, and the check goes on."""
         row = {"check": name, **fields}
-        if self.left() < 15:
+        if self.left() < self.min_row_s:
             row["status"] = "skipped: time budget spent"
             return self._add(row)
         reset_peak_memory(self.device)
         t0 = time.perf_counter()
         previous = signal.signal(signal.SIGALRM, _over_budget)
-        signal.alarm(max(1, int(self.left())))
+        signal.alarm(max(1, math.ceil(self.left())))
         try:
             row.update(fn() or {})
             row["status"] = "ok"

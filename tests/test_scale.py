@@ -236,7 +236,7 @@ def test_gpu_check_runs_in_cpu_mode_without_ray_or_plotly(tmp_path):
     env.pop("OUT", None)
     proc = subprocess.run(["bash", "scripts/gpu_check.sh", "--device", "cpu", "--steps", "2", "--crop", "128",
                            "--batch", "1", "--search-schedule", "smoke", "--loader-workers", "0", "--out", str(tmp_path / "out"),
-                           "--precisions", "fp32"],  # bf16 on the CPU: test_bf16_training_steps_run_...
+                           "--precisions", "fp32", "--budget-s", "3600"],  # bf16 on the CPU: test_bf16_training_steps_run_...
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = (tmp_path / "out" / "gpu_check.md").read_text()
@@ -246,3 +246,23 @@ def test_gpu_check_runs_in_cpu_mode_without_ray_or_plotly(tmp_path):
     assert any(c.startswith("search") for c in checks) and any("decoded there and on the CPU" in c for c in checks)
     assert all(r["status"] == "ok" for r in rows) and "bit-exact" in table
     assert {r["latents"] for r in rows if r["check"].startswith("stage")} == {"cache", "on the fly"}
+
+
+def test_gpu_check_keeps_its_table_when_the_budget_runs_out(tmp_path):
+    """A row still running at the budget is stopped, later rows are skipped, and the table on disk says so."""
+    import importlib.util
+    import time
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    table = gpu_check.Table(torch.device("cpu"), tmp_path, {"device": "cpu"}, budget_s=2, min_row_s=0.5)
+    table.run("quick", lambda: {"note": "done"})
+    assert json.loads((tmp_path / "gpu_check.json").read_text())["rows"][0]["status"] == "ok"  # written at once
+    table.run("slow", lambda: time.sleep(30))
+    table.run("next", lambda: {"note": "never"})
+    rows = json.loads((tmp_path / "gpu_check.json").read_text())["rows"]
+    assert [r["status"].split(":")[0] for r in rows] == ["ok", "stopped", "skipped"]
+    assert rows[1]["wall_s"] < 10 and "| slow |" in (tmp_path / "gpu_check.md").read_text()
