@@ -159,6 +159,11 @@ def main(argv=None) -> int:
         table.run("search: 3 synthesis candidates, 2 Optuna workers", check.search, precision="auto", latents="policy")
         table.run("file coded on the device, decoded there and on the CPU", check.cross)
         table.run("host syncs per training step (teacher)", check.host_syncs, precision=first)
+        for part in ("teacher", "stage1"):  # eager and channels_last first; compiling takes minutes
+            for layout in ("eager", "channels_last"):
+                table.run(f"throughput: {part} step, {layout}", check.throughput(part, first, layout), precision=first)
+        for part in ("teacher", "stage1"):
+            table.run(f"throughput: {part} step, compiled", check.throughput(part, first, "compile"), precision=first)
         for precision in rest:
             table.run("teacher (TCM-small)", check.teacher(precision), precision=precision, latents="-")
         for precision in args.precisions:
@@ -266,6 +271,56 @@ class Check:
             counts.append(sum("synchroniz" in str(w.message).lower() for w in caught))
         return {"steps": 4, "note": f"{(counts[1] - counts[0]) / 4:.1f} host syncs per step ({counts[0]} in 2 steps, "
                                     f"{counts[1]} in 6, set-up included)"}
+
+    def throughput(self, part: str, precision: str, layout: str):
+        """Steps/s of one training step of ``part`` (forward, backward, Adam) at the check's crop and batch, and the
+        achieved share of the card's measured dense matmul rate in that precision (asymllic.training.throughput:
+        the step's MACs from the project's counter). ``layout``: eager, channels_last or compile."""
+        def fn():
+            from asymllic.device import DTYPES, autocast
+            from asymllic.metrics import distortion_loss, rd_loss
+            from asymllic.models import LicCodec
+            from asymllic.training.throughput import matmul_tflops, median_seconds, step_gmacs, time_steps
+
+            if layout == "compile" and self.device.type != "cuda":
+                return {"note": "CUDA only (Inductor's CPU build of these models takes minutes)"}
+            if layout == "channels_last" and self.device.type != "cuda" and part == "teacher":
+                # torch 2.14.1 on the CPU: the teacher's g_a backward in channels_last aborts the process (heap
+                # corruption), with or without this project's changes; the row is for GPUs
+                return {"note": "CUDA only (torch's CPU channels_last backward of g_a aborts the process)"}
+            config = space.teacher_config(64) if part == "teacher" else space.get_preset("paper")
+            torch.manual_seed(0)
+            model = LicCodec(config).to(self.device).train()
+            crop, batch = self.args.crop, self.args.batch
+            x = torch.rand(batch, 3, crop, crop, device=self.device)
+            y_hat = torch.randn(batch, 320, crop // 16, crop // 16, device=self.device) * 4
+            if layout == "channels_last":
+                model = model.to(memory_format=torch.channels_last)
+                x, y_hat = (t.contiguous(memory_format=torch.channels_last) for t in (x, y_hat))
+            net = model.g_s if part == "stage1" else model
+            trained = [p for p in net.parameters()]
+            if layout == "compile":
+                torch._dynamo.reset()
+                net.compile()
+            opt = torch.optim.Adam(trained, lr=1e-4)
+
+            def step():
+                with autocast(self.device, precision):
+                    loss = (rd_loss(model(x), x, 0.0067) if part == "teacher"
+                            else distortion_loss(model.g_s(y_hat), x, 0.0067))["loss"]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            seconds = median_seconds(time_steps(step, max(3, self.args.steps // 10), self.device,
+                                                warmup=3 if layout == "compile" else 1))
+            gmacs = step_gmacs(config, part, crop, batch)
+            possible = matmul_tflops(self.device, DTYPES.get(precision, torch.float32))
+            achieved = 2 * gmacs * 1e9 / seconds / 1e12
+            return {"steps_per_s": 1 / seconds, "samples_per_s": batch / seconds,
+                    "note": f"{gmacs:.1f} GMACs/step: {achieved:.3g} of {possible:.3g} TFLOP/s measured "
+                            f"({100 * achieved / possible:.1f} %)"}
+        return fn
 
     def evaluate(self) -> dict:
         """The combined codec on the bundled held-out photos, as large as the search schedule evaluates them."""
