@@ -24,6 +24,7 @@ import torch.nn as nn
 from space import CodecConfig
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import flop_registry as _FLOP_REGISTRY
 
 from .models import ENCODER_PARTS, HYPERPRIOR_PARTS
 from .models.meta import meta_model
@@ -100,100 +101,290 @@ class ComplexityReport:
         return out
 
 
-class _LiveBytes(TorchDispatchMode):
-    """Bytes of storages created by ops and still referenced, and their peak. Tracked per storage, so a
-    view or an in-place result adds nothing and memory is freed when the last tensor using it dies."""
+def _nbytes(t: torch.Tensor) -> int:
+    return t.untyped_storage().nbytes()
 
-    def __init__(self, model: nn.Module, x: torch.Tensor):
+
+class _Frame:
+    """One module call being recorded: where its events start, the live bytes at entry and the peak inside."""
+
+    __slots__ = ("prefix", "start", "entry", "peak", "ok")
+
+    def __init__(self, prefix: str, start: int, entry: int):
+        self.prefix, self.start, self.entry, self.peak, self.ok = prefix, start, entry, entry, True
+
+
+class _Pass(TorchDispatchMode):
+    """One inference pass that yields both conventions and the activation peak.
+
+    - MACs per module (``exact``): each op's FLOPs by ``torch.utils.flop_counter``'s formulas (an op without
+      one is decomposed first, as ``FlopCounterMode`` does), charged to the innermost module running.
+    - Calls of leaf modules that thop has a rule for, with their input and output shapes (``thop``: the rule
+      is applied afterwards, outside the pass).
+    - Live bytes: storages created by ops and still referenced, and their peak (a view or an in-place
+      result adds nothing; memory is freed when the last tensor using it dies).
+
+    Each module call is a unit keyed by (structure of the module, argument shapes): a unit met again, in
+    this model or an earlier one, is replayed (its events re-emitted under its name, the peak it reached
+    above its entry level applied, an output of the same shape and strides created) instead of run.
+    """
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, cache: dict):
         super().__init__()
         self._seen = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
         self.current = self.peak = 0
+        self.events: list = []  # (full name, flops) | (full name, thop key)
+        self.frames: list = []
+        self.stack: list = [""]
+        self.cache = cache
         self._track(x)
 
+    # --- live bytes -----------------------------------------------------------------------------
     def _free(self, key: int, size: int) -> None:
         self._seen.discard(key)
         self.current -= size
+
+    def _bump(self, level: int) -> None:
+        if level > self.peak:
+            self.peak = level
+        for f in self.frames:
+            if level > f.peak:
+                f.peak = level
 
     def _track(self, t: torch.Tensor) -> None:
         storage = t.untyped_storage()
         if storage._cdata not in self._seen:
             self._seen.add(storage._cdata)
-            self.current += storage.nbytes()
-            self.peak = max(self.peak, self.current)
-            weakref.finalize(storage, self._free, storage._cdata, storage.nbytes())
+            size = storage.nbytes()
+            self.current += size
+            self._bump(self.current)
+            weakref.finalize(storage, self._free, storage._cdata, size)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        if func is not torch.ops.prim.device.default:  # FlopCounterMode's rule: decompose where possible
+            with self:
+                r = func.decompose(*args, **kwargs)
+            if r is not NotImplemented:
+                return r
+        out = func(*args, **kwargs)
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor):
                 self._track(t)
+        formula = _FLOP_REGISTRY.get(func._overloadpacket)
+        if formula is not None:
+            flops = formula(*args, **kwargs, out_val=out)
+            if flops:
+                self.events.append((self.stack[-1], flops))
         return out
 
+    # --- module units -----------------------------------------------------------------------------
+    def call(self, name: str, module: nn.Module, sig: int, thop_rule: bool, forward, args, kwargs):
+        key = _unit_key(sig, args, kwargs)
+        hit = self.cache.get(key) if key is not None else None
+        if hit:
+            return self._replay(name, hit)
+        frame = _Frame(name + "." if name else "", len(self.events), self.current)
+        self.frames.append(frame)
+        self.stack.append(name)
+        try:
+            out = forward(*args, **kwargs)
+        finally:
+            self.stack.pop()
+            self.frames.pop()
+        if thop_rule:
+            self.events.append((name, (sig, _shape_of(args[0] if args else None), _shape_of(out))))
+        if key is not None and key not in self.cache:
+            self.cache[key] = self._recorded(frame, name, args, out) or False
+        return out
 
-def _thop_layers(model: nn.Module, x: torch.Tensor) -> list:
-    import thop
+    def _recorded(self, frame: _Frame, name: str, args, out):
+        """What replaying this call needs, or None when it cannot be replayed faithfully."""
+        if not isinstance(out, torch.Tensor) or out.storage_offset() or \
+                _nbytes(out) != out.numel() * out.element_size():
+            return None
+        if any(isinstance(a, torch.Tensor) and a.untyped_storage()._cdata == out.untyped_storage()._cdata
+               for a in args):
+            return None  # the output is (a view of) an input
+        if self.current - frame.entry != _nbytes(out):
+            return None  # it left other tensors alive
+        events = []
+        for full, what in self.events[frame.start:]:
+            if full == name:
+                rel = None
+            elif full.startswith(frame.prefix):
+                rel = full[len(frame.prefix):]
+            else:
+                return None  # it ran a module outside its own subtree
+            events.append((rel, what))
+        return (tuple(events), frame.peak - frame.entry, tuple(out.shape), out.stride(), out.dtype)
 
-    _, _, tree = thop.profile(model, inputs=(x, False), verbose=False, ret_layer_info=True)
+    def _replay(self, name: str, hit: tuple) -> torch.Tensor:
+        events, rise, shape, stride, dtype = hit
+        prefix = name + "." if name else ""
+        self.events.extend((name if rel is None else prefix + rel, what) for rel, what in events)
+        self._bump(self.current + rise)
+        return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+
+
+def _shape_of(t) -> tuple | None:
+    return tuple(t.shape) if isinstance(t, torch.Tensor) else None
+
+
+def _spec(value):
+    if isinstance(value, torch.Tensor):
+        return (tuple(value.shape), value.stride(), value.dtype, value.device.type)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError
+
+
+def _unit_key(sig: int, args, kwargs):
+    try:
+        return (sig, tuple(_spec(a) for a in args), tuple((k, _spec(v)) for k, v in sorted(kwargs.items())))
+    except TypeError:
+        return None
+
+
+_SIGNATURES: dict = {}  # a module's structure -> a small int
+
+
+def _plain(value) -> bool:
+    if isinstance(value, (tuple, list)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _signatures(model: nn.Module) -> dict:
+    """module -> int, equal for two modules of the same class, settings, parameter and buffer shapes and
+    children (recursively): what makes two calls on equal inputs count the same."""
+    out: dict = {}
+
+    def sig(m: nn.Module) -> int:
+        if m in out:
+            return out[m]
+        attrs = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in vars(m).items()
+                             if not k.startswith("_") and _plain(v)))
+        tensors = tuple((k, tuple(v.shape), v.dtype) for k, v in (*m._parameters.items(), *m._buffers.items())
+                        if v is not None)
+        children = tuple((k, sig(c)) for k, c in m._modules.items() if c is not None)
+        structure = (type(m).__module__, type(m).__qualname__, attrs, tensors, children)
+        out[m] = _SIGNATURES.setdefault(structure, len(_SIGNATURES))
+        return out[m]
+
+    sig(model)
+    return out
+
+
+def _wrap(model: nn.Module, run: _Pass) -> None:
+    """Route every module call of this (private, meta) model through ``run.call``."""
+    from thop.profile import register_hooks as rules
+
+    sigs = _signatures(model)
+    for name, m in model.named_modules():
+        thop_rule = type(m) in rules and not isinstance(m, (nn.Sequential, nn.ModuleList))
+        forward = m.forward
+
+        def wrapped(*args, _n=name, _m=m, _s=sigs[m], _t=thop_rule, _f=forward, **kwargs):
+            return run.call(_n, _m, _s, _t, _f, args, kwargs)
+
+        m.forward = wrapped
+
+
+_THOP_OPS: dict = {}  # (module signature, input shape, output shape) -> thop's ops for one call
+
+
+def _thop_ops(module: nn.Module, key: tuple) -> float:
+    if key not in _THOP_OPS:
+        from thop.profile import register_hooks
+
+        class Tally:  # the module, with the running sum thop's rules add to
+            def __init__(self):
+                self.total_ops = torch.zeros(1, dtype=torch.float64)
+
+            def __getattr__(self, attr):
+                return getattr(module, attr)
+
+        _, x_shape, y_shape = key
+        tally = Tally()
+        x = torch.empty(x_shape, device="meta") if x_shape is not None else None
+        y = torch.empty(y_shape, device="meta") if y_shape is not None else None
+        register_hooks[type(module)](tally, (x,), y)
+        _THOP_OPS[key] = float(tally.total_ops.item())
+    return _THOP_OPS[key]
+
+
+def _layers(model: nn.Module, run: _Pass) -> dict:
+    """Per-layer rows of both conventions from one pass's events."""
     modules = dict(model.named_modules())
-    rows = []
-
-    def walk(prefix: str, node: dict):
-        for name, (ops, params, children) in node.items():
-            full = f"{prefix}{name}"
-            if children:
-                walk(full + ".", children)
-            elif ops or params:
-                rows.append(LayerCount(full, component_of(full), type(modules[full]).__name__,
-                                       int(round(params)), int(round(ops))))
-
-    walk("", tree)
-    return rows
-
-
-def _exact_layers(model: nn.Module, x: torch.Tensor) -> list:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        model(x, False)
-    root = type(model).__name__
-    totals = {}
-    for key, ops in counter.get_flop_counts().items():
-        if key == root or key.startswith(root + "."):
-            totals[key[len(root) + 1:]] = sum(ops.values())  # "" is the model itself
-    children_sum: dict = {}
-    for name, flops in totals.items():
-        if name:  # charge to the nearest ancestor that ran (a ModuleList is indexed, never called)
-            parent = name
-            while parent:
-                parent = parent.rsplit(".", 1)[0] if "." in parent else ""
-                if parent in totals:
-                    break
-            children_sum[parent] = children_sum.get(parent, 0) + flops
-    rows = []
-    for name, module in model.named_modules():
-        own_params = sum(p.numel() for p in module.parameters(recurse=False))
-        own_flops = totals.get(name, 0) - children_sum.get(name, 0)
-        if name and (own_params or own_flops):
-            rows.append(LayerCount(name, component_of(name), type(module).__name__, own_params, own_flops // 2))
-    if totals.get("", 0) - children_sum.get("", 0):
+    flops: dict = {}
+    thop_ops: dict = {}
+    for name, what in run.events:
+        if isinstance(what, tuple):
+            thop_ops[name] = thop_ops.get(name, 0.0) + _thop_ops(modules[name], what)
+        else:
+            flops[name] = flops.get(name, 0) + what
+    if flops.get(""):
         raise RuntimeError("the model's own forward performed MACs outside any submodule")
-    return rows
+    exact, thop_rows = [], []
+    for name, module in modules.items():
+        if not name:
+            continue
+        own_params = sum(p.numel() for p in module.parameters(recurse=False))
+        own_flops = flops.get(name, 0)
+        if own_params or own_flops:
+            exact.append(LayerCount(name, component_of(name), type(module).__name__, own_params, own_flops // 2))
+        if name in thop_ops:
+            params = sum(p.numel() for p in module.parameters())
+            ops = int(round(thop_ops[name]))
+            if ops or params:
+                thop_rows.append(LayerCount(name, component_of(name), type(module).__name__, params, ops))
+    return {"exact": exact, "thop": thop_rows}
+
+
+_UNITS: dict = {}  # replayable module calls, shared by every count in the process
+_UNITS_MAX = 20_000
+_REPORTS: dict = {}  # (config, size) -> {convention: ComplexityReport}
+_REPORTS_MAX = 256
+
+
+def _count_both(config: CodecConfig, size: tuple) -> dict:
+    key = (config, tuple(size))
+    if key in _REPORTS:
+        return _REPORTS[key]
+    width, height = size
+    model = meta_model(config).eval()
+    x = torch.empty(1, 3, height, width, device="meta")
+    if len(_UNITS) > _UNITS_MAX:
+        _UNITS.clear()
+    run = _Pass(model, x, _UNITS)
+    _wrap(model, run)
+    with torch.no_grad(), run:
+        model(x, False)
+    reports = {}
+    for convention, layers in _layers(model, run).items():
+        components = {c: Count() for c in COMPONENTS}
+        for layer in layers:
+            components[layer.component] = components[layer.component] + Count(layer.params, layer.macs)
+        reports[convention] = ComplexityReport("config", (width, height), convention, components, layers, run.peak)
+    if len(_REPORTS) >= _REPORTS_MAX:
+        _REPORTS.pop(next(iter(_REPORTS)))
+    _REPORTS[key] = reports
+    return reports
 
 
 def count(config: CodecConfig, size: tuple = (768, 512), convention: str = "exact", name: str = "") -> ComplexityReport:
-    """Count params and MACs of ``config`` at ``size`` = (width, height) in the given convention."""
+    """Count params and MACs of ``config`` at ``size`` = (width, height) in the given convention.
+
+    One pass gives both conventions; the reports of a (config, size) are kept, so asking for the other
+    convention, or the same config again, costs nothing."""
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; choose one of {list(CONVENTIONS)}")
     width, height = size
     config.check_size(width, height)
-    model = meta_model(config).eval()
-    x = torch.empty(1, 3, height, width, device="meta")
-    with torch.no_grad(), _LiveBytes(model, x) as live:
-        layers = _thop_layers(model, x) if convention == "thop" else _exact_layers(model, x)
-    components = {c: Count() for c in COMPONENTS}
-    for layer in layers:
-        components[layer.component] = components[layer.component] + Count(layer.params, layer.macs)
-    return ComplexityReport(name or "config", (width, height), convention, components, layers, live.peak)
+    r = _count_both(config, (width, height))[convention]
+    return ComplexityReport(name or "config", r.size, convention, dict(r.components), list(r.layers),
+                            r.activation_bytes)
 
 
 __all__ = ["CONVENTIONS", "ComplexityReport", "Count", "LayerCount", "count"]
