@@ -1,0 +1,565 @@
+"""Confirm a study's picks: retrain the chosen decoders and the reference presets (the paper's decoder, the
+teacher's) on a longer schedule with several seeds, and say whether a pick's lead is outside seed noise.
+
+A search ranks candidates after a short fine-tuning with one seed. Here each decoder is trained again with
+``seeds`` seeds for ``steps`` steps (default: ``FACTOR`` times the study's steps per candidate), on the study's
+data and teacher, through the same trial pipeline as the search (:func:`search.trial.run_trial`: same device,
+precision and stage options), and scored on the test photos (``test_*`` figures, never selected by). Each
+decoder is compared with each reference seed by seed: the mean paired difference with a 95 % confidence
+interval (Student's t), and a verdict in words.
+
+Every (decoder, seed) run trains in ``<study>/confirm/<config id>-s<seed>/`` and writes its record there
+(``confirm.json``, atomically) when it is done: a rerun skips the finished runs and resumes the others.
+The summary goes to ``confirm.csv``, ``confirm.md`` and ``confirm.html`` (error bars) in ``<study>/confirm/``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+import space
+
+from . import objectives
+from .candidate import base_config, complexity, train_and_evaluate
+from .spec import REFERENCES, SearchSpec, reference_params
+from .trial import COMPLETE, FAILED, TrialRecord, run_trial
+
+FACTOR = 4  # default confirmation steps: this many times the study's steps per candidate
+SEEDS = 3
+CONFIRM_DIR = "confirm"
+RECORD_FILE = "confirm.json"
+CSV, MD, RUNS_CSV, FIGURE = "confirm.csv", "confirm.md", "confirm_runs.csv", "confirm"
+METRICS = ("psnr", "bpp", "rd_cost")  # reported on the test photos: test_psnr, test_bpp, test_rd_cost
+HIGHER_IS_BETTER = {"psnr": True, "bpp": False, "rd_cost": False}
+UNITS = {"psnr": ("dB PSNR", 2), "bpp": ("bpp", 4), "rd_cost": ("in RD cost", 4)}
+REFERENCE_NAMES = {"paper": "the paper's decoder", "teacher": "the teacher's decoder"}
+BACKENDS = ("optuna", "ray")
+
+
+def verdict_metric(part: str) -> str:
+    """The figure a verdict is decided on: the part's quality objective; for the joint part (PSNR and bpp) the
+    RD cost at the study's lambda, the trade-off both stages were trained for."""
+    return "rd_cost" if part == "joint" else objectives.names(part)[0]
+
+
+# -- the study: the few places that know how a study and its spec are stored ---------------------------------
+
+def spec_from_dict(d: dict) -> SearchSpec:
+    """A SearchSpec from plain data: a study's stored ``spec`` attribute, ``SearchSpec.to_dict()`` (keys this
+    version does not know are left out)."""
+    if hasattr(SearchSpec, "from_dict"):
+        return SearchSpec.from_dict(dict(d), strict=False)
+    known = {f.name for f in fields(SearchSpec)}
+    d = {k: v for k, v in d.items() if k in known}
+    if "size" in d:
+        d["size"] = tuple(d["size"])
+    return SearchSpec(**d)
+
+
+def open_study_frame(study: str | SearchSpec, storage: str | None = None, root: str = "results") -> tuple:
+    """(spec, trials frame) of a study: a name in ``root`` (and ``storage``), or the study a spec names. The spec
+    is the one the study was searched with (as given, for a spec); an unknown study is a one-line error."""
+    from asymllic.errors import AsymllicError
+
+    from .optuna_backend import open_study
+    from .table import trials_frame
+
+    probe = study if isinstance(study, SearchSpec) else SearchSpec(study=study, storage=storage, root=root)
+    url = probe.storage_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():  # not created by asking
+        raise AsymllicError(f"no study {probe.study!r} in {url}")
+    try:
+        opened = open_study(probe, create=False)
+    except KeyError:
+        raise AsymllicError(f"no study {probe.study!r} in {probe.storage_url}") from None
+    if isinstance(study, SearchSpec):
+        return study, trials_frame(opened)
+    stored = dict(opened.user_attrs.get("spec") or {})
+    spec = spec_from_dict({**stored, "study": study, "root": root, "storage": storage}) if stored else probe
+    return spec, trials_frame(opened)
+
+
+def run_spec(spec: SearchSpec, seed: int, steps: int) -> SearchSpec:
+    """The spec one confirmation run trains with: the study's, at one fidelity of ``steps`` steps with ``seed``;
+    no budget (a reference may sit on it), the decoder being chosen already."""
+    changes = {"seed": seed, "steps": steps, "min_steps": None, "mac_budget": None, "latency_budget": None}
+    known = {f.name for f in fields(spec)}
+    return replace(spec, **{k: v for k, v in changes.items() if k in known})
+
+
+# -- what is confirmed ---------------------------------------------------------------------------------------
+
+@dataclass
+class Decoder:
+    """One decoder to confirm: a study's trial, a reference preset, or a config given directly."""
+    label: str  # "trial 12", "paper", "teacher", or the config id
+    config: space.CodecConfig
+    kind: str  # "pick" or "reference"
+    trial: int | None = None
+    reference: str | None = None  # the reference preset it is (a picked trial may be one)
+
+    @property
+    def config_id(self) -> str:
+        return space.config_id(self.config)
+
+
+def _row_decoder(row: pd.Series) -> Decoder:
+    if not isinstance(row.get("config_json"), str):
+        raise space.ConfigError("picks", f"trial {int(row['number'])} has no config")
+    preset = row.get("preset")
+    ref = preset if isinstance(preset, str) and preset in REFERENCES else None
+    return Decoder(f"trial {int(row['number'])}", space.from_dict(json.loads(row["config_json"])), "pick",
+                   int(row["number"]), ref)
+
+
+def decoders(spec: SearchSpec, df: pd.DataFrame | None, picks, references: Sequence[str]) -> list:
+    """The decoders to confirm, picks first then references, each config once. ``picks``: trial numbers,
+    ``search.export.Pick`` records, trial rows or configs; None: the study's best candidate (export's default);
+    ``references``: preset names among ``REFERENCES``, built as the study built them."""
+    for name in references:
+        if name not in REFERENCES:
+            raise space.ConfigError("references", f"unknown reference {name!r}; choose among {', '.join(REFERENCES)}")
+    if picks is None:
+        from .export import pick
+
+        if df is None or df.empty:
+            raise space.ConfigError("picks", f"study {spec.study!r} has no trials to pick from")
+        picks = pick(df, spec.part, cost=spec.objective)
+    elif isinstance(picks, (int, np.integer, space.CodecConfig)) or hasattr(picks, "row"):
+        picks = [picks]
+    out = []
+    for p in picks:
+        if isinstance(p, space.CodecConfig):
+            out.append(Decoder(space.config_id(p), p, "pick"))
+        elif isinstance(p, (int, np.integer)):
+            rows = df[df["number"] == int(p)] if df is not None and not df.empty else None
+            if rows is None or rows.empty:
+                raise space.ConfigError("picks", f"trial {int(p)} is not a trial of study {spec.study!r}")
+            out.append(_row_decoder(rows.iloc[0]))
+        elif hasattr(p, "row"):  # search.export.Pick
+            out.append(_row_decoder(p.row))
+        elif isinstance(p, pd.Series):
+            out.append(_row_decoder(p))
+        else:
+            raise space.ConfigError("picks", f"{p!r} is not a trial number, an export pick or a config")
+    base = base_config(spec)
+    params = reference_params(spec.part)
+    for name in references:
+        out.append(Decoder(name, space.config_from_params(params[name], spec.part, base), "reference", reference=name))
+    seen: dict = {}
+    for d in out:  # one run per config: a pick that is a reference preset is that reference
+        have = seen.get(d.config_id)
+        if have is None:
+            seen[d.config_id] = d
+        elif d.kind == "reference":
+            have.label, have.kind, have.reference = d.label, "reference", d.reference
+    return list(seen.values())
+
+
+def seed_list(spec: SearchSpec, seeds: int | Iterable[int]) -> list:
+    """``seeds`` seeds from the study's own (an int), or the seeds given."""
+    if isinstance(seeds, (int, np.integer)):
+        if seeds < 1:
+            raise space.ConfigError("seeds", f"{seeds}: confirm with at least 1 seed")
+        return [spec.seed + i for i in range(int(seeds))]
+    out = [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out):
+        raise space.ConfigError("seeds", f"{out}: give distinct seeds")
+    return out
+
+
+# -- one (decoder, seed) run ---------------------------------------------------------------------------------
+
+def run_folder(study_dir: Path, config_id: str, seed: int) -> Path:
+    return Path(study_dir) / CONFIRM_DIR / f"{config_id}-s{seed}"
+
+
+def read_record(folder: Path, steps: int | None = None, schedule: str | None = None) -> dict | None:
+    """The finished run's record in ``folder``: complete, at ``steps`` on ``schedule`` if given; else None."""
+    path = Path(folder) / RECORD_FILE
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if rec.get("status") != COMPLETE or (steps is not None and rec.get("steps") != steps) or \
+            (schedule is not None and rec.get("schedule") != schedule):
+        return None
+    return rec
+
+
+def run_pair(decoder: Decoder, spec: SearchSpec, seed: int, steps: int, folder: Path,
+             evaluate: Callable = train_and_evaluate) -> dict:
+    """Train and evaluate ``decoder`` with ``seed`` for ``steps`` steps in ``folder`` through the search's trial
+    pipeline; the record is written to ``folder/confirm.json`` (atomically) and returned."""
+    from asymllic.files import write_text
+
+    t0 = time.perf_counter()
+    record = run_trial(decoder.config, run_spec(spec, seed, steps), Path(folder), evaluate)
+    rec = {"label": decoder.label, "kind": decoder.kind, "trial": decoder.trial, "reference": decoder.reference,
+           "config_id": record.config_id, "seed": seed, "steps": steps, "schedule": spec.schedule,
+           "study": spec.study, "status": record.status, "reason": record.reason,
+           "seconds": time.perf_counter() - t0, "record": record.to_dict()}
+    write_text(json.dumps(rec, indent=1, default=str), Path(folder) / RECORD_FILE)
+    return rec
+
+
+def _run_job(job: dict, spec_dict: dict, evaluate: Callable = train_and_evaluate) -> dict:
+    """One run from plain data (a Ray trial, a worker process)."""
+    d = Decoder(job["label"], space.from_dict(job["config"]), job["kind"], job["trial"], job["reference"])
+    return run_pair(d, spec_from_dict(spec_dict), job["seed"], job["steps"], Path(job["folder"]), evaluate)
+
+
+def _ray_trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_evaluate) -> None:
+    from ray import tune
+
+    rec = _run_job(params["job"], spec_dict, evaluate)
+    tune.report({"done": 1, "status": rec["status"]})
+
+
+def _run_ray(jobs: list, spec: SearchSpec, folder: Path, evaluate: Callable) -> dict:
+    """The runs as a Ray Tune grid, ``spec.workers`` at a time with the study's resources per trial; each
+    writes its record as in-process runs do, so the records alone say what is done. Returns {run folder: Ray's
+    error} for the trials that raised."""
+    import os
+
+    import ray
+    from ray import tune
+
+    from .ray_backend import connect
+
+    if not ray.is_initialized():
+        connect(spec.ray_address)
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    trainable = tune.with_resources(tune.with_parameters(_ray_trainable, spec_dict=spec.to_dict(), evaluate=evaluate),
+                                    {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial or 0})
+    tuner = tune.Tuner(trainable, param_space={"job": tune.grid_search(jobs)},
+                       tune_config=tune.TuneConfig(max_concurrent_trials=max(1, spec.workers), reuse_actors=True),
+                       run_config=tune.RunConfig(name=f"confirm-{int(time.time())}", storage_path=str(folder / "ray"),
+                                                 failure_config=tune.FailureConfig(fail_fast=False), verbose=0))
+    errors = {}
+    for result in tuner.fit():
+        if result.error is not None and result.config:
+            lines = [line for line in str(result.error).strip().splitlines() if line.strip()]
+            errors[result.config["job"]["folder"]] = (lines[-1] if lines else type(result.error).__name__)[:500]
+    return errors
+
+
+# -- statistics ----------------------------------------------------------------------------------------------
+
+# two-sided 95 %: the 0.975 quantile of Student's t for 1..30 degrees of freedom
+_T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004, 2.262157, 2.228139,
+         2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905, 2.109816, 2.100922, 2.093024, 2.085963,
+         2.079614, 2.073873, 2.068658, 2.063899, 2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272)
+
+
+def t_quantile(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (a 95 % two-sided interval): the table up
+    to 30, a Cornish-Fisher expansion beyond (error below 1e-4)."""
+    if df < 1:
+        raise ValueError(f"t quantile: {df} degrees of freedom")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959963985
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2) + \
+        (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * df ** 3)
+
+
+@dataclass
+class Paired:
+    """The paired difference (decoder - reference) over the seeds both finished."""
+    n: int
+    mean: float
+    lo: float  # 95 % confidence interval (nan with fewer than 2 seeds)
+    hi: float
+    std: float = math.nan
+
+    @property
+    def outside_noise(self) -> bool:
+        return self.n >= 2 and (self.lo > 0 or self.hi < 0)
+
+
+def paired(a: dict, b: dict) -> Paired:
+    """``a`` and ``b``: {seed: value}; the mean of a - b over common seeds with its t interval."""
+    seeds = sorted(set(a) & set(b))
+    d = np.array([a[s] - b[s] for s in seeds], dtype=float)
+    if len(d) == 0:
+        return Paired(0, math.nan, math.nan, math.nan)
+    mean = float(d.mean())
+    if len(d) < 2:
+        return Paired(1, mean, math.nan, math.nan)
+    sd = float(d.std(ddof=1))
+    half = t_quantile(len(d) - 1) * sd / math.sqrt(len(d))
+    return Paired(len(d), mean, mean - half, mean + half, sd)
+
+
+def _amount(metric: str, v: float, signed: bool = True) -> str:
+    unit, digits = UNITS[metric]
+    return f"{v:+.{digits}f}" if signed else f"{abs(v):.{digits}f}"
+
+
+def verdict(p: Paired, metric: str, reference: str, macs_ratio: float | None = None, extra: str = "") -> str:
+    """E.g. "beats the paper's decoder by 0.41 dB PSNR (95% CI +0.22 to +0.60, 3 seeds) at 38 % of its MACs,
+    outside seed noise"; "within seed noise of ..."; "worse than ... by ..."."""
+    who = REFERENCE_NAMES.get(reference, reference)
+    unit = UNITS[metric][0]
+    macs = f" at {100 * macs_ratio:.0f} % of its MACs" if macs_ratio is not None and math.isfinite(macs_ratio) else ""
+    extra = f"; {extra}" if extra else ""
+    if p.n == 0:
+        return f"no seed finished for both it and {who}"
+    if p.n < 2:
+        return f"one seed in common with {who}: {_amount(metric, p.mean)} {unit}{macs}, no confidence interval " \
+               f"(confirm with more seeds){extra}"
+    ci = f"(95% CI {_amount(metric, p.lo)} to {_amount(metric, p.hi)}, {p.n} seeds{extra})"
+    if not p.outside_noise:
+        return f"within seed noise of {who}: {_amount(metric, p.mean)} {unit} {ci}{macs}"
+    better = (p.mean > 0) == HIGHER_IS_BETTER[metric]
+    head = f"beats {who} by" if better else f"worse than {who} by"
+    return f"{head} {_amount(metric, p.mean, signed=False)} {unit} {ci}{macs}, outside seed noise"
+
+
+# -- the tables ----------------------------------------------------------------------------------------------
+
+def runs_frame(records: list) -> pd.DataFrame:
+    """One row per (decoder, seed) record: label, config id, seed, status, test figures, decoder MACs."""
+    rows = []
+    for rec in records:
+        r = rec["record"]
+        row = {k: rec.get(k) for k in ("label", "kind", "trial", "reference", "config_id", "seed", "steps", "status",
+                                       "reason", "seconds")}
+        row.update({k: r["figures"].get(k) for k in ("decoder_gmacs", "decoder_mparams", "decoder_ms")
+                    if k in r["figures"]})
+        row.update({k: v for k, v in r["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        row["checkpoint"] = r["metrics"].get("checkpoint")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(runs: pd.DataFrame, part: str, order: list | None = None) -> pd.DataFrame:
+    """One row per decoder: mean and std over its complete seeds of the test figures, and for each reference
+    among the decoders the paired difference (95 % CI), MAC ratio and verdict."""
+    if runs.empty:
+        return pd.DataFrame()
+    done = runs[runs["status"] == COMPLETE]
+    ids = order or list(dict.fromkeys(runs["config_id"]))
+    refs = {}  # reference name -> config id
+    for cid in ids:
+        first = runs[runs["config_id"] == cid].iloc[0]
+        if isinstance(first.get("reference"), str) and first["kind"] == "reference":
+            refs[first["reference"]] = cid
+    key = verdict_metric(part)
+
+    def per_seed(cid: str, metric: str) -> dict:
+        rows = done[done["config_id"] == cid]
+        col = f"test_{metric}"
+        if col not in rows:
+            return {}
+        return {int(s): float(v) for s, v in zip(rows["seed"], rows[col]) if v is not None and math.isfinite(v)}
+
+    out = []
+    for cid in ids:
+        mine = runs[runs["config_id"] == cid]
+        first = mine.iloc[0]
+        ok = done[done["config_id"] == cid]
+        row = {"decoder": first["label"], "kind": first["kind"],
+               "trial": int(first["trial"]) if pd.notna(first.get("trial")) else None,
+               "config_id": cid, "decoder_gmacs": first.get("decoder_gmacs"), "seeds": len(ok),
+               "failed": int((mine["status"] == FAILED).sum()), "steps": int(first["steps"])}
+        if "decoder_ms" in mine and pd.notna(first.get("decoder_ms")):
+            row["decoder_ms"] = float(ok["decoder_ms"].mean()) if len(ok) else first["decoder_ms"]
+        for m in METRICS:
+            vals = list(per_seed(cid, m).values())
+            row[f"test_{m}_mean"] = float(np.mean(vals)) if vals else math.nan
+            row[f"test_{m}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
+        texts = []
+        for ref, rid in refs.items():
+            if rid == cid:
+                continue
+            ref_macs = _macs(runs, rid)
+            ratio = row["decoder_gmacs"] / ref_macs if ref_macs and pd.notna(row["decoder_gmacs"]) else None
+            row[f"macs_vs_{ref}"] = ratio
+            diffs = {m: paired(per_seed(cid, m), per_seed(rid, m)) for m in METRICS}
+            for m, p in diffs.items():
+                row[f"test_{m}_vs_{ref}"] = p.mean
+                row[f"test_{m}_vs_{ref}_lo"] = p.lo
+                row[f"test_{m}_vs_{ref}_hi"] = p.hi
+            extra = ""
+            if part == "joint":  # the verdict is on the RD cost; say what it is made of
+                bits = [f"PSNR {_amount('psnr', diffs['psnr'].mean)} dB" if math.isfinite(diffs["psnr"].mean) else "",
+                        f"bpp {_amount('bpp', diffs['bpp'].mean)}" if math.isfinite(diffs["bpp"].mean) else ""]
+                extra = ", ".join(b for b in bits if b)
+            text = verdict(diffs[key], key, ref, ratio, extra)
+            row[f"verdict_vs_{ref}"] = text
+            texts.append(text)
+        row["verdict"] = "; ".join(texts)
+        out.append(row)
+    table = pd.DataFrame(out)
+    table["trial"] = table["trial"].astype("Int64")  # a trial number, or none for a reference or a config
+    return table
+
+
+def _macs(runs: pd.DataFrame, cid: str) -> float | None:
+    v = runs[runs["config_id"] == cid]["decoder_gmacs"]
+    v = v.dropna() if len(v) else v
+    return float(v.iloc[0]) if len(v) and float(v.iloc[0]) > 0 else None
+
+
+def _cell(v, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def markdown(summary: pd.DataFrame, spec: SearchSpec, steps: int, seeds: list) -> str:
+    """The summary as a Markdown page: settings, one table row per decoder, the verdicts."""
+    lines = [f"# Confirmation of study {spec.study} ({spec.part})", "",
+             f"- {len(seeds)} seeds ({', '.join(map(str, seeds))}) x {steps} steps per decoder, schedule "
+             f"{spec.schedule}, lambda {spec.lmbda}",
+             f"- teacher: {spec.teacher}", f"- training images: {spec.data or 'bundled'}; figures on the test photos "
+             f"({spec.test_data or 'bundled test split'}), mean ± std over seeds",
+             f"- verdicts on {verdict_metric(spec.part)}: paired by seed, 95 % t confidence interval", ""]
+    if summary.empty:
+        return "\n".join(lines + ["No run finished yet.", ""])
+    head = ["decoder", "config id", "GMACs", "seeds"] + [f"test {m}" for m in METRICS]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in summary.iterrows():
+        cells = [str(r["decoder"]), r["config_id"], _cell(r["decoder_gmacs"], 2),
+                 f"{r['seeds']}" + (f" ({r['failed']} failed)" if r["failed"] else "")]
+        for m in METRICS:
+            mean, std = r[f"test_{m}_mean"], r[f"test_{m}_std"]
+            digits = UNITS[m][1]
+            cells.append(_cell(mean, digits) + (f" ± {std:.{digits}f}" if math.isfinite(std) else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Verdicts", ""]
+    for _, r in summary.iterrows():
+        if r["verdict"]:
+            lines.append(f"- {r['decoder']} ({r['config_id']}): {r['verdict']}")
+    return "\n".join(lines) + "\n"
+
+
+# -- the whole confirmation ----------------------------------------------------------------------------------
+
+@dataclass
+class ConfirmResult:
+    summary: pd.DataFrame  # one row per decoder (see ``summarize``)
+    runs: pd.DataFrame  # one row per (decoder, seed)
+    folder: Path  # <study>/confirm
+    files: list = field(default_factory=list)
+    trained: int = 0  # runs trained by this call (the rest were finished before)
+
+
+def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[str] = REFERENCES,
+            steps: int | None = None, seeds: int | Iterable[int] = SEEDS, *, factor: int = FACTOR,
+            backend: str | None = None, storage: str | None = None, root: str = "results",
+            overrides: dict | None = None, evaluate: Callable = train_and_evaluate, png: bool = False,
+            progress: bool = True) -> ConfirmResult:
+    """Retrain ``picks`` and ``references`` with each of ``seeds`` for ``steps`` steps and compare them.
+
+    ``study_or_spec``: a study name (in ``root``/``storage``) or its SearchSpec; the study's spec gives the
+    teacher, lambda, data, schedule and device options, ``overrides`` replaces some (e.g. ``{"device": "cuda"}``).
+    ``picks``: trial numbers, ``search.export.pick`` records or configs (None: the study's best candidate).
+    ``steps``: default ``factor`` times the study's steps per candidate. ``backend``: ``optuna`` (runs one after
+    the other in this process) or ``ray`` (a Ray Tune grid, ``workers`` at a time); default the study's.
+    Finished runs are read back, not trained again. Writes confirm.csv, confirm.md, confirm_runs.csv and the
+    figure (confirm.html; ``png`` also confirm.png) in ``<study>/confirm/``."""
+    from asymllic.files import write_text
+
+    spec, df = open_study_frame(study_or_spec, storage, root)
+    if overrides:
+        spec = replace(spec, **overrides)
+    backend = backend or spec.backend
+    if backend not in BACKENDS:
+        raise space.ConfigError("backend", f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if factor < 1:
+        raise space.ConfigError("factor", f"{factor}: confirm with at least the study's steps")
+    steps = steps or factor * spec.rungs()[-1]
+    if steps < 1:
+        raise space.ConfigError("steps", f"{steps}: confirm with at least 1 step")
+    seed_values = seed_list(spec, seeds)
+    chosen = decoders(spec, df, picks, references)
+    if backend == "ray":  # Ray trials run in their own working folders
+        spec = replace(spec, root=str(Path(spec.root).resolve()))
+        if spec.teacher and Path(spec.teacher).exists():
+            spec = replace(spec, teacher=str(Path(spec.teacher).resolve()))
+    folder = spec.dir / CONFIRM_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+
+    records, jobs = {}, []
+    for d in chosen:
+        for s in seed_values:
+            where = run_folder(spec.dir, d.config_id, s)
+            rec = read_record(where, steps, spec.schedule)
+            if rec is not None:
+                records[(d.config_id, s)] = rec
+            else:
+                jobs.append((d, s, where))
+    if progress:
+        print(f"confirm {spec.study}: {len(chosen)} decoders x {len(seed_values)} seeds, {steps} steps each; "
+              f"{len(records)} runs done, {len(jobs)} to train", flush=True)
+    if jobs and backend == "ray":
+        errors = _run_ray([{"label": d.label, "config": space.to_dict(d.config), "kind": d.kind, "trial": d.trial,
+                   "reference": d.reference, "seed": s, "steps": steps, "folder": str(w)} for d, s, w in jobs],
+                 spec, folder, evaluate)
+        for d, s, w in jobs:
+            rec = _read_any(w)
+            records[(d.config_id, s)] = rec or _missing(d, s, steps, spec, "the Ray trial wrote no record: "
+                                                                            + errors.get(str(w), "no error reported"))
+    else:
+        for i, (d, s, w) in enumerate(jobs, 1):
+            rec = run_pair(d, spec, s, steps, w, evaluate)
+            records[(d.config_id, s)] = rec
+            if progress:
+                m = rec["record"]["metrics"]
+                what = ", ".join(f"test {k} {m[f'test_{k}']:.4f}" for k in METRICS if f"test_{k}" in m) \
+                    if rec["status"] == COMPLETE else rec["reason"]
+                print(f"[{i}/{len(jobs)}] {d.label} ({d.config_id}) seed {s}: {rec['status']}, {what} "
+                      f"({rec['seconds']:.0f} s)", flush=True)
+    ordered = [records[(d.config_id, s)] for d in chosen for s in seed_values]
+    runs = runs_frame(ordered)
+    summary = summarize(runs, spec.part, [d.config_id for d in chosen])
+    files = [write_text(summary.to_csv(index=False), folder / CSV),
+             write_text(runs.to_csv(index=False), folder / RUNS_CSV),
+             write_text(markdown(summary, spec, steps, seed_values), folder / MD)]
+    from .plots.confirm import confirm_figure
+    from .plots.io import write_figure
+
+    files += write_figure(confirm_figure(summary, spec.part, title=f"study {spec.study}: {len(seed_values)} seeds x "
+                                                                   f"{steps} steps"), folder / FIGURE, png=png)
+    return ConfirmResult(summary, runs, folder, files, len(jobs))
+
+
+def _read_any(folder: Path) -> dict | None:
+    try:
+        return json.loads((Path(folder) / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _missing(d: Decoder, seed: int, steps: int, spec: SearchSpec, reason: str) -> dict:
+    rec = TrialRecord(FAILED, space.to_dict(d.config), d.config_id, complexity(d.config, spec.size), reason=reason)
+    return {"label": d.label, "kind": d.kind, "trial": d.trial, "reference": d.reference, "config_id": d.config_id,
+            "seed": seed, "steps": steps, "schedule": spec.schedule, "study": spec.study, "status": FAILED,
+            "reason": reason, "seconds": 0.0, "record": rec.to_dict()}
+
+
+def verdict_for(study_dir: str | Path, config_id: str) -> str | None:
+    """The confirmation verdict of decoder ``config_id`` in ``study_dir/confirm/confirm.csv`` (for an export's
+    card); None when it was not confirmed."""
+    path = Path(study_dir) / CONFIRM_DIR / CSV
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path, dtype={"config_id": str})
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return None
+    rows = table[table["config_id"] == config_id] if "config_id" in table else table.iloc[0:0]
+    if rows.empty or "verdict" not in rows or not isinstance(rows.iloc[0]["verdict"], str):
+        return None
+    r = rows.iloc[0]
+    return f"{r['verdict']} ({int(r['seeds'])} seeds x {int(r['steps'])} steps)"

@@ -1,0 +1,340 @@
+"""Rate-distortion curve of one decoder config: one teacher checkpoint per lambda (as TCM publishes them), the
+decoder trained on each (stage 1, then stage 2 through that stage-1 g_s, then combined), the combined codec and
+the teacher itself evaluated on the same photos.
+
+Writes, in ``out`` (default ``<root>/rd/<config id>/``): ``rd-decoder.json`` and ``rd-teacher.json``
+(CompressAI's results format, one point per lambda, sorted by bpp, with the lambdas in ``results.lmbda``),
+``bd.csv`` (BD-rate and BD-PSNR of the decoder against the teacher and each anchor, and of the teacher against
+each anchor) and ``rd.html`` (PSNR against bpp; ``png`` also ``rd.png``). Each lambda trains in
+``points/lambda-<lambda>/`` and is kept when done (``point.json``, written last, atomically): a rerun skips the
+finished lambdas and resumes the others from their finished stages and training states.
+
+A teacher's lambda comes from ``lmbdas`` (one per teacher), else from its checkpoint's meta (``lmbda``: the
+teachers this project trains), else from its file name when that holds one of the lambdas of TCM's N=64 models
+(``TCM_LAMBDAS``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+import space
+
+TCM_LAMBDAS = (0.0025, 0.0035, 0.0067, 0.013, 0.025, 0.05)  # LIC_TCM's released MSE models, N=64 ("small")
+POINTS_DIR = "points"
+POINT_FILE = "point.json"
+KEY_FILE = "key.json"
+DECODER_JSON, TEACHER_JSON, BD_CSV, FIGURE = "rd-decoder.json", "rd-teacher.json", "bd.csv", "rd"
+
+
+def _error(message: str):
+    from asymllic.errors import AsymllicError
+
+    return AsymllicError(message)
+
+
+# -- inputs --------------------------------------------------------------------------------------------------
+
+def _lambda_in_name(path: Path) -> float | None:
+    for text in re.findall(r"\d+(?:\.\d+)?(?:e-?\d+)?", path.name):
+        try:
+            v = float(text)
+        except ValueError:
+            continue
+        for known in TCM_LAMBDAS:
+            if math.isclose(v, known, rel_tol=1e-9):
+                return known
+    return None
+
+
+def teacher_lambda(teacher: str | Path, given: float | None = None) -> float:
+    """The lambda ``teacher`` was trained for: ``given``, else its checkpoint's meta ``lmbda``, else a TCM lambda
+    in its file name; none of these is a one-line error."""
+    from asymllic.checkpoint import read_checkpoint
+
+    path = Path(teacher)
+    if given is not None:
+        try:
+            v = float(given)
+        except (TypeError, ValueError):
+            raise space.ConfigError("lmbdas", f"{given!r} for {path.name} is not a number") from None
+        if not v > 0 or not math.isfinite(v):
+            raise space.ConfigError("lmbdas", f"{given!r} for {path.name}: a lambda is a positive number")
+        return v
+    meta = read_checkpoint(path).get("meta") or {}
+    if isinstance(meta, dict) and meta.get("lmbda") is not None:
+        return float(meta["lmbda"])
+    found = _lambda_in_name(path)
+    if found is not None:
+        return found
+    raise _error(f"no lambda for teacher {path}: its checkpoint has none in its meta and its name none of TCM's "
+                 f"({', '.join(f'{v:g}' for v in TCM_LAMBDAS)}); give one per teacher (lmbdas)")
+
+
+def teachers_by_lambda(teachers, lmbdas: Sequence | None = None) -> list:
+    """[(lambda, teacher checkpoint)] sorted by lambda; a teacher that is not a checkpoint, a missing file, a
+    teacher without lambda or two teachers of one lambda are one-line errors."""
+    from asymllic.reference import checkpoint_file
+
+    teachers = [teachers] if isinstance(teachers, (str, Path)) else list(teachers)
+    if not teachers:
+        raise space.ConfigError("teachers", "give at least one teacher checkpoint")
+    if lmbdas is not None:
+        lmbdas = [lmbdas] if isinstance(lmbdas, (int, float)) else list(lmbdas)
+        if len(lmbdas) != len(teachers):
+            raise space.ConfigError("lmbdas", f"{len(lmbdas)} lambdas for {len(teachers)} teachers; give one per teacher")
+    out, seen = [], {}
+    for i, t in enumerate(teachers):
+        path = checkpoint_file(t)  # a missing file or a non-model: one line
+        if path is None:
+            raise space.ConfigError("teachers", f"{t!r} is an architecture, not a trained teacher; give a checkpoint "
+                                                "(.pt, .pth.tar) per lambda")
+        lam = teacher_lambda(path, lmbdas[i] if lmbdas is not None else None)
+        if lam in seen:
+            raise space.ConfigError("lmbdas", f"lambda {lam:g} twice ({seen[lam]} and {path}): one teacher per lambda")
+        seen[lam] = path
+        out.append((lam, path.resolve()))
+    return sorted(out)
+
+
+def decoder_config(decoder) -> space.CodecConfig:
+    """A config, or any model reference (a preset name, a config file, a checkpoint, an export folder); anything
+    else is a one-line error."""
+    if isinstance(decoder, space.CodecConfig):
+        return decoder
+    from asymllic.reference import resolve_config
+
+    return resolve_config(decoder)
+
+
+def load_anchor(anchor) -> dict:
+    """A CompressAI-format results dict: given as one, as a JSON file, or by a Kodak anchor's name
+    (``space.anchors.kodak_anchor``, e.g. ``vtm``)."""
+    if isinstance(anchor, dict):
+        d = anchor
+    else:
+        path = Path(anchor)
+        if not path.is_file():
+            from space.anchors import kodak_anchor
+
+            path = kodak_anchor(str(anchor))
+        try:
+            d = json.loads(path.read_text())
+        except ValueError as e:
+            raise space.ConfigError("anchors", f"{path} is not JSON ({e})") from None
+        d.setdefault("name", path.stem)
+    r = d.get("results") if isinstance(d, dict) else None
+    if not isinstance(r, dict) or not r.get("bpp") or not r.get("psnr-rgb"):
+        raise space.ConfigError("anchors", f"{anchor if not isinstance(anchor, dict) else d.get('name')}: not in "
+                                           "CompressAI's results format (results.bpp and results.psnr-rgb)")
+    return d
+
+
+# -- BD figures ----------------------------------------------------------------------------------------------
+
+def bd_psnr(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
+    """BD-PSNR (dB) of ``test`` against ``anchor`` (akima, points need not match); positive is better."""
+    import bjontegaard as bd
+
+    ra, da = anchor["results"]["bpp"], anchor["results"][metric]
+    rt, dt = test["results"]["bpp"], test["results"][metric]
+    if len(rt) < 2 or len(ra) < 2:
+        raise ValueError(f"BD-PSNR needs at least 2 RD points per curve ({test.get('name')!r}: {len(rt)}, "
+                         f"{anchor.get('name')!r}: {len(ra)})")
+    return float(bd.bd_psnr(ra, da, rt, dt, method="akima", require_matching_points=False))
+
+
+def bd_row(test: dict, anchor: dict, metric: str = "psnr-rgb") -> dict:
+    """BD-rate (%) and BD-PSNR (dB) of ``test`` against ``anchor``; a figure that cannot be had (too few points,
+    curves that do not overlap) is nan with the reason in ``note``."""
+    import warnings
+
+    from asymllic.evaluation import bd_rate
+
+    row = {"test": test.get("name"), "anchor": anchor.get("name"), "bd_rate_pct": math.nan, "bd_psnr_db": math.nan,
+           "note": ""}
+    notes = []
+    for key, fn in (("bd_rate_pct", bd_rate), ("bd_psnr_db", bd_psnr)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                row[key] = float(fn(anchor, test, metric))
+            except Exception as e:  # noqa: BLE001 - bjontegaard's errors: too few points, no overlap, not monotonic
+                notes.append(f"{key}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        notes += [f"{key}: {w.message}" for w in caught]
+    if len(test["results"]["bpp"]) < 2:
+        notes = [f"one RD point in {test.get('name')!r}: give teachers of several lambdas for BD figures"]
+    row["note"] = "; ".join(dict.fromkeys(notes))
+    return row
+
+
+# -- one lambda ----------------------------------------------------------------------------------------------
+
+@dataclass
+class RDOptions:
+    """How each lambda's decoder is trained and evaluated."""
+    schedule: str = "cpu"
+    steps: int | None = None  # both stages (default: the schedule's stage-1 and stage-2 steps)
+    data: str | None = None  # training images (default: bundled)
+    test_data: str | None = None  # the photos both codecs are evaluated on (default: bundled test split)
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    loader_workers: int | None = None
+    inherit: str = "none"
+    root: str = "results"  # its cache/ holds the teachers' latents
+
+    def stage_steps(self) -> tuple:
+        from asymllic.training import get_schedule
+
+        sched = get_schedule(self.schedule)
+        return (self.steps or sched.steps("stage1"), self.steps or sched.steps("stage2"))
+
+
+def point_key(cfg: space.CodecConfig, teacher: Path, lmbda: float, opts: RDOptions) -> dict:
+    """What a lambda's point depends on: a folder holding another key is never mixed into this curve."""
+    from asymllic.training import get_schedule
+
+    return {"decoder": space.config_id(cfg), "teacher": str(teacher), "lmbda": lmbda, "schedule": opts.schedule,
+            "steps": list(opts.stage_steps()), "data": opts.data, "test_data": opts.test_data, "seed": opts.seed,
+            "inherit": opts.inherit, "max_side": get_schedule(opts.schedule).eval_max_side}
+
+
+def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opts: RDOptions,
+          progress: bool = False) -> dict:
+    """One lambda: train (or read back) the decoder on ``teacher`` and evaluate it and the teacher on the test
+    photos; returns ``{"key", "decoder", "teacher"}`` (CompressAI one-point results, with ``lmbda``)."""
+    from asymllic.checkpoint import load_codec
+    from asymllic.data import resolve
+    from asymllic.evaluation import evaluate
+    from asymllic.files import write_text
+    from asymllic.reference import load_model
+    from asymllic.training import CODEC_FILE, StageRun, combine, get_schedule, train_stage1, train_stage2
+
+    from .candidate import drop_resume_state
+
+    folder = Path(folder)
+    key = point_key(cfg, teacher, lmbda, opts)
+    held = folder / KEY_FILE
+    if held.is_file():
+        old = json.loads(held.read_text())
+        if old != key:
+            diff = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in key.items() if old.get(k) != v)
+            raise _error(f"{folder} holds a point of another run ({diff}); give another out folder or remove it")
+        try:
+            done = json.loads((folder / POINT_FILE).read_text())
+            if done.get("key") == key:
+                return done
+        except (OSError, ValueError):
+            pass
+    else:
+        write_text(json.dumps(key, indent=1), held)
+    sched = get_schedule(opts.schedule)
+    s1_steps, s2_steps = opts.stage_steps()
+
+    def run(stage: str) -> StageRun:
+        return StageRun(folder / stage, Path(opts.root) / "cache", opts.seed, progress, device=opts.device,
+                        precision=opts.precision, loader_workers=opts.loader_workers, inherit=opts.inherit)
+
+    s1 = folder / "stage1" / CODEC_FILE  # a stage's codec is written when it is done: a finished stage is kept
+    if not s1.is_file():
+        s1 = train_stage1(teacher, cfg, sched, lmbda, opts.data, run("stage1"), s1_steps)
+    s2 = folder / "stage2" / CODEC_FILE
+    if not s2.is_file():  # sequential: through the stage-1 g_s, frozen
+        s2 = train_stage2(teacher, cfg, sched, lmbda, opts.data, run("stage2"), s2_steps, synthesis_from=s1)
+    codec = folder / CODEC_FILE  # written last (atomically): there, it is the combination of these stages
+    if not codec.is_file():
+        codec = combine(s1, s2, codec)
+    drop_resume_state(folder)
+    device, _ = run("eval").resolved()
+    paths = resolve(opts.test_data or "bundled", "test").paths
+    out = {"key": key}
+    for who, model in (("decoder", lambda: load_codec(codec, device)), ("teacher", lambda: load_model(teacher, device))):
+        r = evaluate(model(), paths, name=f"{who} lambda {lmbda:g}", max_side=sched.eval_max_side, progress=False)
+        r["results"]["lmbda"] = [lmbda]
+        out[who] = r
+    out["codec"] = str(codec)
+    write_text(json.dumps(out, indent=1), folder / POINT_FILE)
+    return out
+
+
+# -- the curve -----------------------------------------------------------------------------------------------
+
+@dataclass
+class RDResult:
+    decoder: dict  # CompressAI-format curve of the decoder, one point per lambda
+    teacher: dict  # the teachers' curve on the same photos
+    anchors: list  # the anchor curves drawn and compared with
+    bd: pd.DataFrame  # test, anchor, bd_rate_pct, bd_psnr_db, note
+    folder: Path
+    files: list = field(default_factory=list)
+    trained: list = field(default_factory=list)  # the lambdas trained by this call (the rest were done before)
+
+
+def lambda_folder(out: Path, lmbda: float) -> Path:
+    return Path(out) / POINTS_DIR / f"lambda-{lmbda:g}"
+
+
+def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequence = (), schedule: str = "cpu",
+             steps: int | None = None, data: str | None = None, test_data: str | None = None,
+             out: str | Path | None = None, root: str = "results", name: str | None = None, seed: int = 0,
+             device: str = "auto", precision: str = "auto", loader_workers: int | None = None,
+             inherit: str = "none", png: bool = False, progress: bool = True) -> RDResult:
+    """The RD curve of ``decoder`` (a config, preset, config file or export folder) over ``teachers`` (one
+    checkpoint per lambda; ``lmbdas``: theirs, when their checkpoints do not say), beside the teachers' own
+    curve and ``anchors`` (CompressAI-format JSON files, dicts or Kodak anchor names), with BD-rate and BD-PSNR.
+    ``steps``: each stage's steps (default: the schedule's). Finished lambdas are read back, not retrained."""
+    from asymllic.evaluation import merge_points
+    from asymllic.files import write_text
+    from asymllic.training import get_schedule
+
+    from .plots.io import write_figure
+    from .plots.rd import rd_figure
+
+    get_schedule(schedule)  # an unknown schedule: one line, before anything is read
+    cfg = decoder_config(decoder)
+    pairs = teachers_by_lambda(teachers, lmbdas)
+    anchor_curves = [load_anchor(a) for a in anchors]
+    if steps is not None and steps < 1:
+        raise space.ConfigError("steps", f"{steps}: train each stage at least 1 step")
+    opts = RDOptions(schedule, steps, data, test_data, seed, device, precision, loader_workers, inherit, root)
+    cid = space.config_id(cfg)
+    folder = Path(out) if out is not None else Path(root) / "rd" / cid
+    folder.mkdir(parents=True, exist_ok=True)
+    label = name or (str(decoder) if isinstance(decoder, str) and decoder in space.PRESETS else cid)
+    points, trained = [], []
+    for i, (lam, teacher) in enumerate(pairs, 1):
+        where = lambda_folder(folder, lam)
+        done = (where / POINT_FILE).is_file()
+        p = point(cfg, teacher, lam, where, opts)
+        if not done:
+            trained.append(lam)
+        points.append(p)
+        if progress:
+            d, t = p["decoder"]["results"], p["teacher"]["results"]
+            print(f"[{i}/{len(pairs)}] lambda {lam:g}: decoder {d['psnr-rgb'][0]:.3f} dB at {d['bpp'][0]:.4f} bpp, "
+                  f"teacher {t['psnr-rgb'][0]:.3f} dB at {t['bpp'][0]:.4f} bpp"
+                  + ("" if lam in trained else " (done before)"), flush=True)
+    photos = test_data or "bundled test photos"
+    dec_curve = merge_points([p["decoder"] for p in points], label,
+                             f"decoder {cid} trained on each teacher ({schedule} schedule), evaluated on {photos}")
+    tea_curve = merge_points([p["teacher"] for p in points], "teacher", f"the teachers themselves, on {photos}")
+    rows = [bd_row(dec_curve, tea_curve)] + [bd_row(dec_curve, a) for a in anchor_curves] + \
+        [bd_row(tea_curve, a) for a in anchor_curves]
+    bd = pd.DataFrame(rows, columns=["test", "anchor", "bd_rate_pct", "bd_psnr_db", "note"])
+    files = [write_text(json.dumps(dec_curve, indent=1), folder / DECODER_JSON),
+             write_text(json.dumps(tea_curve, indent=1), folder / TEACHER_JSON),
+             write_text(bd.to_csv(index=False), folder / BD_CSV)]
+    title = f"{label}: {len(points)} lambdas ({', '.join(f'{lam:g}' for lam, _ in pairs)})"
+    first = bd.iloc[0]
+    if np.isfinite(first["bd_rate_pct"]):
+        title += f"; BD-rate vs teacher {first['bd_rate_pct']:+.2f} %"
+    files += write_figure(rd_figure([dec_curve, tea_curve], anchor_curves, title=title), folder / FIGURE, png=png)
+    return RDResult(dec_curve, tea_curve, anchor_curves, bd, folder, files, trained)
