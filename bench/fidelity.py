@@ -5,8 +5,21 @@ and Kendall correlation of each rung's PSNR ranking with the longest rung's, the
 a short rung (the PSNR lost at equal or lower MACs against the long rung's front), and the Table II
 ordering at the longest rung.
 
+With ``--seeds S`` every candidate's ladder is trained S times (seeds --seed, --seed + 1, ...; rows tagged with
+``seed``) and the rankings compare seed means against the seed-to-seed noise (``search.fidelity.seeded_report``):
+each candidate's spread over seeds, a bootstrap interval on each rung's agreement, the pairs the longest rung tells
+apart beyond that noise, and a summary of which short rung can be trusted. The first seed trains where a one-seed
+run trains, so a finished one-seed run resumes into a seeded one.
+
+A rerun resumes: ``<out>/<part>-<inherit>/rungs.csv`` is written after every rung, and a (candidate, seed, rung)
+row already there is kept rather than measured again (a finished ladder's checkpoint holds its longest rung, so
+its shorter rungs could not be scored again); an unfinished ladder continues from its last checkpoint.
+
     python bench/fidelity.py --teacher T [--part synthesis] [--rungs 40 160 640] [--k 8] [--schedule cpu]
         [--inherit none|copy|slice]   (how each light part starts: item 6 of the fidelity question)
+        [--seeds 3]                   (training seeds per candidate: the noise floor of the ranking)
+
+A quick end-to-end check: ``--teacher teacher --schedule smoke --rungs 1 2 --k 2 --seeds 2``.
 """
 from __future__ import annotations
 
@@ -28,7 +41,7 @@ TABLE_III = ("hp/slices_5_ours", "hp/slices_5_tcm_pruned", "hp/slices_2", "hp/sl
 def candidates(part: str, k: int, base, seed: int) -> dict:
     presets = TABLE_II if part == "synthesis" else TABLE_III
     out = {}
-    for name in presets:
+    for name in presets[:k]:
         p = space.get_preset(name)
         out[name] = space.CodecConfig(p.synthesis if part == "synthesis" else base.synthesis,
                                       p.hyperprior if part == "hyperprior" else base.hyperprior, base.encoder_width)
@@ -53,20 +66,40 @@ def inherited_share(teacher, cfg, part: str, mode: str) -> float:
     return inherit(LicCodec(cfg), teacher, light, mode)["share"]
 
 
+def save(rows: list, done: dict | None, table: Path):
+    """The rows so far, with the previous run's rows this run has not reached yet (nothing measured is lost when a
+    rerun is interrupted), written atomically to ``table``; returns this run's rows."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    have = {(r["name"], int(r["seed"]), int(r["rung"])) for r in rows}
+    rest = [r for k, r in (done or {}).items() if k not in have]
+    table.parent.mkdir(parents=True, exist_ok=True)
+    tmp = table.with_suffix(".tmp")
+    (pd.concat([df, pd.DataFrame(rest)], ignore_index=True) if rest else df).to_csv(tmp, index=False)
+    tmp.replace(table)
+    return df
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True)
     p.add_argument("--part", choices=("synthesis", "hyperprior"), default="synthesis")
     p.add_argument("--rungs", type=int, nargs="+", default=[40, 160, 640])
-    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--k", type=int, default=8, help="candidates: the presets (the first K when K is fewer), then "
+                   "sampled light configs")
     p.add_argument("--schedule", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed of the candidates and first training seed")
+    p.add_argument("--seeds", type=int, default=1, metavar="S",
+                   help="training seeds per candidate (--seed, --seed + 1, ...): S > 1 measures the seed noise")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the seeded report")
     p.add_argument("--inherit", choices=INHERIT, default="none",
                    help="how each light part starts from the teacher (results go to <out>/<part>-<inherit>)")
     p.add_argument("--reuse", default=None, metavar="RUNGS_CSV",
                    help="a previous run's rungs.csv (same candidates, rungs and seed): a candidate that inherits "
                         "nothing from the teacher in both runs starts from the same seeded weights, so its rows are "
-                        "taken from there instead of trained again")
+                        "taken from there instead of trained again (seed by seed; a table without a seed column "
+                        "holds --seed)")
     p.add_argument("--out", default="results/fidelity")
     args = p.parse_args(argv)
     import pandas as pd
@@ -77,7 +110,7 @@ def main(argv=None) -> int:
     from asymllic.reference import load_model, resolve_config
     from asymllic.training import StageRun, get_schedule, train_stage1, train_stage2
     from search.candidate import rd_cost
-    from search.fidelity import agreement
+    from search.fidelity import agreement, seeded_report
 
     schedule = get_schedule(args.schedule)
     base = resolve_config(args.teacher)
@@ -88,40 +121,80 @@ def main(argv=None) -> int:
     teacher = load_model(args.teacher, "cpu")  # read once: each candidate's inherited share is counted against it
     reuse = pd.read_csv(args.reuse) if args.reuse else None
     reuse_mode = reuse["inherit"].iloc[0] if reuse is not None and "inherit" in reuse else "copy"  # older tables: copy
+    if reuse is not None and "seed" not in reuse:
+        reuse = reuse.assign(seed=args.seed)  # older tables: one seed, the one their run was given
+    seeds = [args.seed + i for i in range(args.seeds)]
+    table = out / "rungs.csv"
+    done = pd.read_csv(table) if table.is_file() else None  # a previous (maybe interrupted) run of this command
+    if done is not None:
+        done = done.assign(seed=args.seed) if "seed" not in done else done
+        done = {(r["name"], int(r["seed"]), int(r["rung"])): r for r in done.to_dict("records")}
     rows = []
     print(f"{len(cands)} {args.part} candidates, rungs {args.rungs} ({args.schedule} schedule), inherit "
-          f"{args.inherit}", flush=True)
+          f"{args.inherit}, training seeds {seeds}", flush=True)
+    info = {}
     for name, cfg in cands.items():
-        gmacs = count(cfg, (768, 512), "exact").decoder.macs / 1e9
         share = inherited_share(teacher, cfg, args.part, args.inherit)
-        if reuse is not None and share == 0 and inherited_share(teacher, cfg, args.part, reuse_mode) == 0:
-            old = reuse[(reuse["name"] == name) & reuse["rung"].isin(args.rungs)]
-            if len(old) == len(args.rungs):
-                rows += [{**r, "inherit": args.inherit, "share": 0.0, "reused": True} for r in old.to_dict("records")]
-                print(f"  {name}: inherits nothing in either run, rows taken from {args.reuse}", flush=True)
-                continue
-        run = StageRun(out / name.replace("/", "_"), Path("results/cache"), args.seed, progress=False, device="cpu",
-                       inherit=args.inherit)
-        t0 = time.perf_counter()
-        for rung in args.rungs:  # each rung resumes the previous one's state, in one plan (as a multi-fidelity search)
-            ckpt = train(args.teacher, cfg, schedule, 0.0067, None, run, rung, plan_steps=max(args.rungs))
-            r = evaluate(load_codec(ckpt), images, name, max_side=schedule.eval_max_side, progress=False)["results"]
-            rows.append({"name": name, "rung": rung, "gmacs": gmacs, "psnr": r["psnr-rgb"][0], "bpp": r["bpp"][0],
-                         "rd_cost": rd_cost(r["mse"][0], r["bpp"][0], 0.0067), "seconds": time.perf_counter() - t0,
-                         "inherit": args.inherit, "share": share, "reused": False})
-            print(f"  {name}: {rung} steps, {gmacs:.1f} GMACs, PSNR {rows[-1]['psnr']:.2f} dB, bpp {rows[-1]['bpp']:.4f}",
-                  flush=True)
-    df = pd.DataFrame(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / "rungs.csv", index=False)
+        unshared = reuse is not None and share == 0 and inherited_share(teacher, cfg, args.part, reuse_mode) == 0
+        info[name] = count(cfg, (768, 512), "exact").decoder.macs / 1e9, share, unshared
+    for seed in seeds:  # seed by seed: the first seed alone already gives a whole (one-seed) table
+        for name, cfg in cands.items():
+            gmacs, share, unshared = info[name]
+            tag = f" (seed {seed})" if len(seeds) > 1 else ""
+            if unshared:
+                old = reuse[(reuse["name"] == name) & (reuse["seed"] == seed) & reuse["rung"].isin(args.rungs)]
+                if len(old) == len(args.rungs):
+                    rows += [{**r, "inherit": args.inherit, "share": 0.0, "reused": True}
+                             for r in old.to_dict("records")]
+                    print(f"  {name}{tag}: inherits nothing in either run, rows taken from {args.reuse}", flush=True)
+                    save(rows, done, table)
+                    continue
+            folder = name.replace("/", "_") + ("" if seed == args.seed else f"-seed{seed}")
+            run = StageRun(out / folder, Path("results/cache"), seed, progress=False, device="cpu",
+                           inherit=args.inherit)
+            t0 = time.perf_counter()
+            # each rung resumes the previous one's state, in one plan (as a multi-fidelity search)
+            for rung in args.rungs:
+                if done is not None and (name, seed, rung) in done:
+                    rows.append(done[(name, seed, rung)])
+                    print(f"  {name}{tag}: {rung} steps, PSNR {rows[-1]['psnr']:.2f} dB (kept from {table})",
+                          flush=True)
+                    continue
+                ckpt = train(args.teacher, cfg, schedule, 0.0067, None, run, rung, plan_steps=max(args.rungs))
+                r = evaluate(load_codec(ckpt), images, name, max_side=schedule.eval_max_side, progress=False)["results"]
+                rows.append({"name": name, "rung": rung, "seed": seed, "gmacs": gmacs, "psnr": r["psnr-rgb"][0],
+                             "bpp": r["bpp"][0], "rd_cost": rd_cost(r["mse"][0], r["bpp"][0], 0.0067),
+                             "seconds": time.perf_counter() - t0, "inherit": args.inherit, "share": share,
+                             "reused": False})
+                print(f"  {name}{tag}: {rung} steps, {gmacs:.1f} GMACs, PSNR {rows[-1]['psnr']:.2f} dB, "
+                      f"bpp {rows[-1]['bpp']:.4f}", flush=True)
+                save(rows, done, table)
+    df = save(rows, done, table)
     score, maximise = ("psnr", True) if args.part == "synthesis" else ("rd_cost", False)
     summary = agreement(df, score, maximise)
-    print(f"\nranking of each rung vs the longest ({score}; regret in {'dB' if maximise else 'RD cost'}):")
+    mean = " (seed means)" if len(seeds) > 1 else ""
+    print(f"\nranking of each rung vs the longest ({score}{', seed means' if mean else ''}; regret in "
+          f"{'dB' if maximise else 'RD cost'}):")
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if len(seeds) > 1:
+        report = seeded_report(df, score, maximise, resamples=args.resamples, rng_seed=args.seed)
+        print(f"\nseed-to-seed spread of {score} ({len(seeds)} seeds):")
+        print(report.spread.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"\nagreement with the longest rung on seed means, 95 % bootstrap intervals ({args.resamples} "
+              "resamples of the seeds):")
+        print(report.agreement.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print("\n" + report.text)
+        report.spread.to_csv(out / "spread.csv", index=False)
+        report.pairs.to_csv(out / "pairs.csv", index=False)
+        (out / "noise.txt").write_text(report.text + "\n")
+        summary = report.agreement
     top = max(args.rungs)
     presets = TABLE_II if args.part == "synthesis" else TABLE_III
-    at_top = df[(df["rung"] == top) & df["name"].isin(presets)].sort_values(score, ascending=score != "psnr")
-    print(f"\n{'Table II' if args.part == 'synthesis' else 'Table III'} presets at {top} steps, best first "
+    at_top = df[(df["rung"] == top) & df["name"].isin(presets)]
+    if len(seeds) > 1:
+        at_top = at_top.groupby("name", as_index=False)[["gmacs", "psnr", "bpp", "rd_cost"]].mean()
+    at_top = at_top.sort_values(score, ascending=score != "psnr")
+    print(f"\n{'Table II' if args.part == 'synthesis' else 'Table III'} presets at {top} steps{mean}, best first "
           f"(paper: {' > '.join(presets)}):")
     print(at_top[["name", "gmacs", "psnr", "bpp", "rd_cost"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     (out / "summary.json").write_text(summary.to_json(orient="records", indent=1))

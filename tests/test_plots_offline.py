@@ -1,5 +1,7 @@
 """HTML figures open without internet: rendered in headless Chromium with the network blocked."""
 import http.server
+import json
+import re
 import shutil
 import subprocess
 import threading
@@ -11,7 +13,7 @@ import pytest
 
 from search.plots import write_figure
 from search.plots.io import write_plotlyjs
-from search.plots.pareto import history_figure, pareto_figure
+from search.plots.pareto import history_figure, pareto_figure, spread_column
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH to render the HTML")
@@ -125,3 +127,47 @@ def test_plotlyjs_written_once_and_repaired(tmp_path):
     write_plotlyjs(tmp_path)
     assert path.read_bytes() == data and path.stat().st_ino != inode
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def bars(dom: str) -> list:
+    """Lengths (px) of the vertical error bars drawn: each path is M x,y h.. m.. V y2 ..."""
+    return [abs(float(y2) - float(y1)) for y1, y2 in
+            re.findall(r'class="yerror" d="M[-\d.]+,([-\d.]+)h[-\d.]+m[-\d.]+,[-\d.]+V([-\d.]+)', dom)]
+
+
+def test_pareto_figure_draws_seed_spread_as_error_bars_and_is_unchanged_without_it():
+    plain = pareto_figure(trials(), "synthesis")
+    assert all(t.error_y.array is None and t.error_x.array is None for t in plain.data)
+    df = trials().assign(psnr_std=[0.2, 0.3, 0.4, None, 0.1, None])  # trial 3: one seed, no spread
+    fig = pareto_figure(df, "synthesis")
+    by = {t.name: t for t in fig.data}
+    assert list(by["Pareto front"].error_y.array) == [0.2, 0.3, 0.0]  # trials 0, 1, 3 by MACs
+    assert list(by["dominated"].error_y.array) == [0.4, 0.1]
+    assert list(by["tcm-small (preset)"].error_y.array) == [0.2]
+    assert all(t.error_x.array is None for t in fig.data)  # no spread of the MACs: no horizontal bars
+    # everything else is the figure as drawn without seed data
+    seeded = json.loads(fig.to_json())
+    for t in seeded["data"]:
+        t.pop("error_y", None)
+    assert seeded == json.loads(plain.to_json())
+
+
+def test_a_confirmation_style_mean_and_std_give_error_bars():
+    df = trials().rename(columns={"psnr": "test_psnr_mean"}).assign(test_psnr_std=[0.1, 0.2, 0.3, 0.4, 0.5, None])
+    assert spread_column(df, "test_psnr_mean") == "test_psnr_std" and spread_column(df, "psnr") is None
+    assert spread_column(df.assign(psnr_std=0.1), "psnr") == "psnr_std"
+    fig = pareto_figure(df, "synthesis", y="test_psnr_mean")
+    front = next(t for t in fig.data if t.name == "Pareto front")
+    assert list(front.y) == [30.0, 31.0, 32.0] and list(front.error_y.array) == [0.1, 0.2, 0.4]
+
+
+@needs_chromium
+def test_error_bars_render_offline(tmp_path):
+    df = trials().assign(psnr_std=[0.2, 0.3, 0.4, None, 0.1, None])
+    (path,) = write_figure(pareto_figure(df, "synthesis"), tmp_path / "seeded" / "pareto", png=False)
+    dom = render(path.as_uri(), tmp_path)
+    assert rendered(dom) and dom.count('class="point"') == POINTS
+    drawn = bars(dom)
+    assert len(drawn) == POINTS and sum(b > 1 for b in drawn) == POINTS - 1  # trial 3's bar has length 0
+    (path,) = write_figure(pareto_figure(trials(), "synthesis"), tmp_path / "plain" / "pareto", png=False)
+    assert bars(render(path.as_uri(), tmp_path)) == []

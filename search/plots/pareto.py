@@ -1,6 +1,7 @@
 """Pareto front, hypervolume history and axis importance of a study (compute the info, then draw)."""
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import pandas as pd
@@ -8,7 +9,7 @@ import pandas as pd
 from .. import objectives
 
 LABELS = {"psnr": "PSNR (dB)", "bpp": "bpp", "decoder_gmacs": "decoder GMACs (exact, 768x512)",
-          "decoder_ms": "decoder decode time (ms, 768x512)"}
+          "decoder_ms": "decoder decode time (ms, 768x512)", "test_psnr": "test PSNR (dB)", "test_bpp": "test bpp"}
 UNITS = {"decoder_gmacs": "GMACs", "decoder_ms": "ms"}
 KEY_AXES = ("param_g_block", "param_g_width_0", "param_g_width_1", "param_g_width_2", "param_g_depth_0",
             "param_g_depth_1", "param_g_depth_2", "param_g_upsampler", "param_h_num_slices", "param_h_attn_dim",
@@ -25,9 +26,10 @@ class ParetoInfo(NamedTuple):
     stopped: pd.DataFrame  # multi-fidelity: stopped at a lower rung, with that rung's figures (never on the front)
 
 
-def pareto_info(df: pd.DataFrame, part: str, x: str = "decoder_gmacs") -> ParetoInfo:
-    """The front (the study's own, whatever cost it minimised) drawn against ``x``: decoder_gmacs or decoder_ms."""
-    y = objectives.names(part)[0]
+def pareto_info(df: pd.DataFrame, part: str, x: str = "decoder_gmacs", y: str | None = None) -> ParetoInfo:
+    """The front (the study's own, whatever cost it minimised) drawn against ``x``: decoder_gmacs or decoder_ms.
+    ``y``: the figure drawn, by default the study's first objective (e.g. ``test_psnr`` where the rows carry it)."""
+    y = y or objectives.names(part)[0]
     done = df[df["state"] == "COMPLETE"]
     presets = done[done["preset"].notna()] if "preset" in done else done.iloc[0:0]
     infeasible = df[df["infeasible"].notna()] if "infeasible" in df else df.iloc[0:0]
@@ -44,28 +46,58 @@ def _hover(df: pd.DataFrame) -> list:
     return out
 
 
-def pareto_figure(df: pd.DataFrame, part: str, title: str = "", x: str = "decoder_gmacs"):
+def spread_column(df: pd.DataFrame, col: str) -> str | None:
+    """The column holding the seed-to-seed standard deviation of ``col``, if the rows carry one: ``<col>_std``
+    (``psnr_std`` beside ``psnr``), or for a mean ``<name>_mean`` its ``<name>_std`` (a confirmation's
+    ``test_psnr_std`` beside ``test_psnr_mean``)."""
+    for name in (f"{col}_std", f"{col[:-len('_mean')]}_std" if col.endswith("_mean") else None):
+        if name and name in df:
+            return name
+    return None
+
+
+def error_bars(rows: pd.DataFrame, x: str, y: str) -> dict:
+    """``error_x`` / ``error_y`` of a scatter trace from the rows' seed spread (± one standard deviation); none
+    where the rows carry no spread, so a figure without seed data is drawn as it always was. A missing
+    standard deviation (one seed) is a bar of length 0."""
+    out = {}
+    for key, col in (("error_x", x), ("error_y", y)):
+        std = spread_column(rows, col)
+        if std is not None:
+            vals = pd.to_numeric(rows[std], errors="coerce")
+            out[key] = dict(type="data", visible=True, thickness=1.2,
+                            array=[float(v) if math.isfinite(v) else 0.0 for v in vals])
+    return out
+
+
+def pareto_figure(df: pd.DataFrame, part: str, title: str = "", x: str = "decoder_gmacs", y: str | None = None):
+    """The study's front and its other trials against ``x``; where the rows carry seed spread (``psnr_std`` beside
+    ``psnr``, see ``spread_column``) each point gets ± one standard deviation error bars."""
     import plotly.graph_objects as go
 
-    info = pareto_info(df, part, x)
+    info = pareto_info(df, part, x, y)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=info.dominated[info.x], y=info.dominated[info.y], mode="markers", name="dominated",
                              marker=dict(color="lightsteelblue", size=9, opacity=0.45), text=_hover(info.dominated),
-                             hovertemplate="%{text}<br>%{x:.2f} " + UNITS[info.x] + ", %{y:.4f}<extra></extra>"))
+                             hovertemplate="%{text}<br>%{x:.2f} " + UNITS[info.x] + ", %{y:.4f}<extra></extra>",
+                             **error_bars(info.dominated, info.x, info.y)))
     fig.add_trace(go.Scatter(x=info.front[info.x], y=info.front[info.y], mode="lines+markers", name="Pareto front",
                              marker=dict(color="crimson", size=11), line=dict(shape="hv", color="crimson"),
-                             text=_hover(info.front), hovertemplate="%{text}<br>%{x:.2f} " + UNITS[info.x] + ", %{y:.4f}<extra></extra>"))
+                             text=_hover(info.front), hovertemplate="%{text}<br>%{x:.2f} " + UNITS[info.x] + ", %{y:.4f}<extra></extra>",
+                             **error_bars(info.front, info.x, info.y)))
     if len(info.stopped):
         text = [f"{h}<br>stopped at rung {int(r['rung'])} ({int(r['steps'])} steps)"
                 for h, (_, r) in zip(_hover(info.stopped), info.stopped.iterrows())]
         fig.add_trace(go.Scatter(x=info.stopped[info.x], y=info.stopped[info.y], mode="markers",
                                  name="stopped at a lower rung (its figures)",
                                  marker=dict(symbol="circle-open", color="grey", size=8, opacity=0.5), text=text,
-                                 hovertemplate="%{text}<br>%{x:.2f} " + UNITS[info.x] + ", %{y:.4f}<extra></extra>"))
-    for _, r in info.presets.iterrows():
+                                 hovertemplate="%{text}<br>%{x:.2f} " + UNITS[info.x] + ", %{y:.4f}<extra></extra>",
+                                 **error_bars(info.stopped, info.x, info.y)))
+    for i, (_, r) in enumerate(info.presets.iterrows()):
         fig.add_trace(go.Scatter(x=[r[info.x]], y=[r[info.y]], mode="markers+text", name=f"{r['preset']} (preset)",
                                  text=[r["preset"]], textposition="top center",
-                                 marker=dict(symbol="star", size=18, line=dict(width=1, color="black"))))
+                                 marker=dict(symbol="star", size=18, line=dict(width=1, color="black")),
+                                 **error_bars(info.presets.iloc[[i]], info.x, info.y)))
     if len(info.infeasible):
         fig.add_trace(go.Scatter(x=info.infeasible[info.x], y=[None] * len(info.infeasible), mode="markers",
                                  name="over MAC budget (not trained)", marker=dict(symbol="x", color="grey")))
