@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m asymllic.cli.demo
+	$(PY) -m asymllic_cli.demo
 
 # PostgreSQL for the scale-out tests: started on loopback by scripts/start_postgres.sh (skipped if it cannot)
 test: setup

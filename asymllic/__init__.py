@@ -5,3 +5,14 @@ import warnings
 warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
 
 __version__ = "0.1.0"
+
+# the few functions a script needs to use an exported codec, imported (with torch) on first use
+_LAZY = {"load_model": "asymllic.reference", "compress_file": "asymllic.coding", "decompress_file": "asymllic.coding"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'asymllic' has no attribute {name!r}")

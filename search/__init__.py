@@ -1,2 +1,16 @@
 """Search side: Optuna / Ray Tune drivers, study storage, result tables, plots and export (a library; the
-``asymllic`` command in ``asymllic.cli`` calls it)."""
+``asymllic`` command, package ``asymllic_cli``, calls it).
+
+The public API (see ``docs/python-api.md``)::
+
+    spec = search.define("demo", schedule="cpu", trials=6)   # resolved: every rule of `asymllic search`
+    study = search.run(spec)                                 # or search.run("results/demo/spec.yaml")
+    study = search.open("demo"); study.trials(); study.front()
+    search.export_codecs(study, top=3)   # (``search.export`` is the module that picks and writes them)
+
+Importing ``search`` imports no torch, Optuna or Ray: each is imported where it is used.
+"""
+from .api import Study, define, export_codecs, load, open, resolve, run  # noqa: A004 - search.open reads as meant
+from .spec import SearchSpec, StudyRef
+
+__all__ = ["SearchSpec", "Study", "StudyRef", "define", "export_codecs", "load", "open", "resolve", "run"]

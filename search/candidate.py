@@ -43,15 +43,12 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
         raise AsymllicError(f"no teacher; train one with 'asymllic teacher train --schedule {spec.schedule}' and pass "
                             "--teacher")
     schedule = get_schedule(spec.schedule)
-    steps = spec.steps or schedule.search_steps
-    plan = spec.plan_steps or steps  # a multi-fidelity rung stops early in the top rung's learning-rate plan
+    steps, plan = spec.rung()  # a multi-fidelity rung stops early in the top rung's learning-rate plan
     cache = Path(spec.root) / "cache"
     t0 = time.perf_counter()
 
     def run(stage: str) -> StageRun:
-        return StageRun(trial_dir / stage, cache, spec.seed, progress, device=spec.device, precision=spec.precision,
-                        loader_workers=spec.loader_workers, cache_gib=spec.cache_gib, max_reuse=spec.max_reuse,
-                        flips=spec.flips, compile=spec.compile, inherit=spec.inherit)
+        return StageRun(trial_dir / stage, cache, spec.seed, progress, **spec.run_options())
 
     from asymllic.device import peak_memory_gib, reset_peak_memory
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 from typing import Callable
 
 from .candidate import train_and_evaluate
-from .spec import SearchSpec
+from .spec import SearchSpec, write_spec
 
 
 def run_search(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
+    """Run ``spec`` as given (``search.resolve`` applies the rules first: ``search.run`` does); its spec is
+    written to ``<root>/<study>/spec.yaml`` first."""
+    write_spec(spec)
     if spec.backend == "ray":
         from .ray_backend import run_ray
 

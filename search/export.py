@@ -21,7 +21,7 @@ import space
 from asymllic.files import write_text
 
 from . import objectives
-from .spec import REFERENCES
+from .spec import REFERENCES, SearchSpec
 from .table import pareto_mask
 
 MACS = "decoder_gmacs"
@@ -246,11 +246,17 @@ def _locate(df: pd.DataFrame, pool: pd.DataFrame, number: int, part: str, includ
                 best=best, references_left_out=left_out, budget=budget, teacher=teacher, cost=cost)
 
 
-def card(p: Pick, spec: dict, cfg: space.CodecConfig, onnx: dict | None = None) -> str:
+def _typed(spec: SearchSpec | dict) -> SearchSpec:
+    """A study's spec: typed already, or as stored (a mapping; missing keys take their declared defaults)."""
+    return spec if isinstance(spec, SearchSpec) else SearchSpec.from_dict(spec, strict=False)
+
+
+def card(p: Pick, spec: SearchSpec | dict, cfg: space.CodecConfig, onnx: dict | None = None) -> str:
+    spec = _typed(spec)
     row = p.row
     fig = {k: row.get(k) for k in ("psnr", "bpp", "estimated_bpp", "ms_ssim", "decoding_time", "decoder_gmacs",
                                    "decoder_ms", "decoder_mparams", "decoder_gmacs_thop", "decoder_mparams_thop")}
-    lines = [f"# Decoder {space.config_id(cfg)} (study {spec.get('study')}, trial {row['number']})", "",
+    lines = [f"# Decoder {space.config_id(cfg)} (study {spec.study}, trial {row['number']})", "",
              "## Where it sits", "", f"- Pareto front: {p.position()}"]
     if p.reference:
         lines.append(f"- this is the reference preset '{p.reference}', trained for comparison, not a searched candidate")
@@ -260,9 +266,9 @@ def card(p: Pick, spec: dict, cfg: space.CodecConfig, onnx: dict | None = None) 
     lines += [f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in fig.items()
               if v is not None and not (isinstance(v, float) and math.isnan(v))]
     lines += ["", "## How it was trained", "",
-              f"- part searched: {spec.get('part')}, training schedule: {spec.get('schedule')}, lambda {spec.get('lmbda')}",
-              f"- frozen teacher: {spec.get('teacher')}",
-              f"- steps per candidate: {spec.get('steps') or 'schedule default'}, seed {spec.get('seed')}",
+              f"- part searched: {spec.part}, training schedule: {spec.schedule}, lambda {spec.lmbda}",
+              f"- frozen teacher: {spec.teacher}",
+              f"- steps per candidate: {spec.steps or 'schedule default'}, seed {spec.seed}",
               "", "## Use", "", "```", "asymllic compress IN.png OUT.alic --codec <this folder>",
               "asymllic decompress OUT.alic OUT.png --codec <this folder>",
               "asymllic complexity <this folder>/config.json", "```", ""]
@@ -277,14 +283,15 @@ def card(p: Pick, spec: dict, cfg: space.CodecConfig, onnx: dict | None = None) 
     return "\n".join(lines)
 
 
-def export(df: pd.DataFrame, spec: dict, out_root: Path, top: int | None = None, trial: int | None = None,
+def export(df: pd.DataFrame, spec: SearchSpec | dict, out_root: Path, top: int | None = None, trial: int | None = None,
            budget: float | None = None, include_references: bool = False, onnx: bool = False) -> list:
     """Write each pick (see :func:`pick`) to ``out_root/<config id>/``, with ``onnx`` also ``g_s.onnx`` checked
     against torch on a photo; returns :class:`Exported` records."""
     from asymllic.checkpoint import save_self_contained
 
     written = []
-    part, cost = spec.get("part", "synthesis"), spec.get("objective", "macs")
+    spec = _typed(spec)
+    part, cost = spec.part, spec.objective
     for p in pick(df, part, top, trial, budget, include_references, cost):
         cfg = space.from_dict(json.loads(p.row["config_json"]))
         src = Path(str(p.row.get("checkpoint") or ""))

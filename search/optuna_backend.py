@@ -13,20 +13,31 @@ import space
 
 from . import objectives
 from .candidate import base_config, train_and_evaluate
-from .spec import SearchSpec, reference_params
+from .spec import SearchSpec, StudyRef, reference_params
 from .asha import minimise, promotable
 from .trial import FAILED, INFEASIBLE, STOPPED, MachineError, run_trial
 
 FINISHED = ("COMPLETE", "PRUNED")
 
 
-def storage(spec: SearchSpec):
-    """The study's RDB storage (see ``search.storage``): heartbeat-retried trials, schema created once."""
+def storage(ref: StudyRef, heartbeat: int | None = None):
+    """The study's RDB storage (see ``search.storage``): schema created once; with a ``heartbeat`` (a search's),
+    trials whose worker stopped beating are failed and retried."""
     from .storage import open_storage
 
-    if spec.storage_url.startswith("sqlite:///"):
-        spec.dir.mkdir(parents=True, exist_ok=True)
-    return open_storage(spec.storage_url, spec.heartbeat)
+    if ref.storage_url.startswith("sqlite:///"):
+        ref.dir.mkdir(parents=True, exist_ok=True)
+    return open_storage(ref.storage_url, heartbeat)
+
+
+def stored_spec(study, ref: StudyRef | None = None) -> SearchSpec:
+    """The spec an Optuna study was searched with (its ``spec`` user attribute), typed; keys of another version
+    are left out and missing ones take their declared defaults. ``ref``: where it was opened from (root,
+    storage), which the stored spec may no longer name."""
+    data = dict(study.user_attrs.get("spec") or {})
+    data["study"] = study.study_name
+    fixed = {"root": ref.root, "storage": ref.storage} if ref is not None else {}
+    return SearchSpec.from_dict({k: v for k, v in data.items() if k not in fixed}, strict=False, **fixed)
 
 
 def sampler(spec: SearchSpec, stream: tuple = ()):
@@ -46,19 +57,21 @@ def sampler(spec: SearchSpec, stream: tuple = ()):
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, spec.trials // 3)))
 
 
-def open_study(spec: SearchSpec, create: bool = True):
+def open_study(spec: StudyRef, create: bool = True):
+    """The Optuna study ``spec`` names: opened (``create=False``: any ``StudyRef``; a ``KeyError`` if there is
+    none), or created with its sampler, directions, stored spec and enqueued presets (a ``SearchSpec``)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not create:
         return optuna.load_study(study_name=spec.study, storage=storage(spec))
-    store = storage(spec)
+    store = storage(spec, spec.heartbeat)
     try:  # only the process that creates the study describes it and enqueues the presets, exactly once
         study = optuna.create_study(study_name=spec.study, storage=store, sampler=sampler(spec),
                                     directions=objectives.directions(spec.part, spec.objective))
     except optuna.exceptions.DuplicatedStudyError:  # resuming, or another worker (machine) was first
         study = optuna.load_study(study_name=spec.study, storage=store, sampler=sampler(spec))
-        part = study.user_attrs.get("spec", {}).get("part", spec.part)
+        part = stored_spec(study).part if study.user_attrs.get("spec") else spec.part
         if part != spec.part:
             from asymllic.errors import AsymllicError
 
@@ -183,11 +196,10 @@ def _spawned_worker(spec_dict: dict, threads: int, index: int = 0) -> None:
     from asymllic.device import worker_device
     from asymllic.errors import AsymllicError
 
-    spec_dict = dict(spec_dict)
-    spec_dict["size"] = tuple(spec_dict["size"])
     try:
-        spec_dict["device"] = str(worker_device(spec_dict["device"], index))  # worker i: GPU i mod n
-        run_worker(SearchSpec(**spec_dict), threads=threads, index=index)
+        spec = SearchSpec.from_dict(spec_dict)
+        spec.device = str(worker_device(spec.device, index))  # worker i: GPU i mod n
+        run_worker(spec, threads=threads, index=index)
     except AsymllicError as e:
         print(f"asymllic: worker error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -33,7 +33,8 @@ def _trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_eva
     instead of being trained a second time."""
     from ray import tune
 
-    spec = SearchSpec(**{**spec_dict, "size": tuple(spec_dict["size"])})
+    spec = SearchSpec.from_dict(spec_dict)
+    spec.device = actor_device(spec.device)
     cfg = space.config_from_params(params, spec.part, base_config(spec))
     trial_dir = spec.dir / "trials" / f"ray-{tune.get_context().get_trial_id()}-{space.config_id(cfg)}"
     done = trial_dir / RESULT_FILE
@@ -106,7 +107,7 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
     path = spec.dir / "ray"
     experiment = path / "tune"
     trainable = tune.with_resources(tune.with_parameters(_trainable, spec_dict=spec.to_dict(), evaluate=evaluate),
-                                    {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
+                                    {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial or 0})
     if tune.Tuner.can_restore(str(experiment)):
         tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=False)
     else:
@@ -129,6 +130,64 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
                                                      verbose=1))
     grid = tuner.fit()
     return mirror(spec, grid)
+
+
+def plan_ray_devices(device: str, gpus_per_trial: float | None, workers: int, cluster_gpus: float) -> tuple:
+    """(device the trials train on, GPUs Ray reserves per trial). Ray hides every GPU from a trial that reserves
+    none, so a trial meant for a GPU must reserve one:
+
+    - ``cpu``: no GPU (reserving some with ``gpus_per_trial`` is an error: they would sit idle);
+    - ``auto`` with GPUs in the cluster and ``gpus_per_trial`` unset or 0: GPUs reserved automatically, 1 per
+      trial when there are at least ``workers`` GPUs, else a share (``cluster_gpus / workers``), on ``cuda``;
+      ``auto`` without GPUs: the CPU;
+    - ``cuda`` or ``cuda:N``: ``gpus_per_trial`` explicitly 0 is an error (Ray would hide the GPU); unset: reserved
+      as for ``auto`` (no GPU in the cluster is an error). Inside a trial the GPU is Ray's choice
+      (:func:`actor_device`), so ``cuda:N`` becomes ``cuda``.
+
+    ``gpus_per_trial`` given (> 0) is kept as given."""
+    from asymllic.errors import AsymllicError
+
+    name = (device or "auto").strip().lower()
+    auto_share = 1.0 if cluster_gpus >= max(1, workers) else cluster_gpus / max(1, workers)
+    if name == "cpu":
+        if gpus_per_trial:
+            raise AsymllicError(f"--device cpu with --gpus-per-trial {gpus_per_trial:g}: the reserved GPUs would "
+                                "sit idle; drop --gpus-per-trial or use --device cuda")
+        return "cpu", 0.0
+    if name == "auto":
+        if gpus_per_trial:
+            return "cuda", float(gpus_per_trial)
+        return ("cuda", auto_share) if cluster_gpus > 0 else ("cpu", 0.0)
+    if not name.startswith("cuda"):
+        raise AsymllicError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
+    if gpus_per_trial == 0:
+        raise AsymllicError(f"--device {device} with --gpus-per-trial 0: Ray hides the GPUs from trials that "
+                            "reserve none; give --gpus-per-trial (e.g. 1, or 0.5 to share a GPU) or leave it unset")
+    if gpus_per_trial:
+        return "cuda", float(gpus_per_trial)
+    if cluster_gpus <= 0:
+        raise AsymllicError(f"--device {device}: the Ray cluster has no GPU")
+    return "cuda", auto_share
+
+
+def actor_device(device: str) -> str:
+    """The device a trial uses inside its Ray actor: Ray sets ``CUDA_VISIBLE_DEVICES`` to the GPUs it assigned, so
+    any CUDA request is the actor's first visible GPU, ``cuda:0`` (``cuda:N`` would name a GPU it cannot see)."""
+    return "cuda:0" if (device or "").strip().lower().startswith("cuda") else device
+
+
+def cluster_gpus(address: str | None) -> float:
+    """GPUs of the Ray cluster a search would run on: the running (or ``address``) cluster's, or this machine's
+    when Ray is local and not started yet."""
+    import ray
+
+    if ray.is_initialized() or address:
+        if not ray.is_initialized():
+            connect(address)
+        return float(ray.cluster_resources().get("GPU", 0))
+    import torch
+
+    return float(torch.cuda.device_count())
 
 
 def connect(address: str | None) -> None:
@@ -161,7 +220,7 @@ def mirror(spec: SearchSpec, grid):
 
     from .optuna_backend import storage
 
-    store = storage(replace(spec, heartbeat=0))
+    store = storage(spec)
     try:
         optuna.delete_study(study_name=spec.study, storage=store)
     except KeyError:

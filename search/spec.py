@@ -1,9 +1,18 @@
-"""What a search is: the study, the part searched, its budget and where it keeps everything."""
+"""What a search is: the study, the part searched, its budget and where it keeps everything.
+
+Every option is declared once, as a field of :class:`StudyRef` (which study, where), ``RunOptions`` (how
+training runs, shared with a training stage) or :class:`SearchSpec`; the command line's flags, config files
+(``asymllic search --config``) and stored specs are all read from these declarations. Plain data: importing
+this module imports no torch.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
+from asymllic import options as _options
+from asymllic.options import DEFAULT_LMBDA, MODEL_HELP, SCHEDULE_NAMES, RunOptions, option, parse_size
 from space.domains import PARTS as _AXES_OF
 
 PARTS = tuple(_AXES_OF)  # synthesis, hyperprior, joint
@@ -12,59 +21,28 @@ REFERENCES = ("paper", "teacher")  # presets every study trains first, for compa
 SAMPLERS = ("nsga2", "tpe", "random")
 OBJECTIVES = ("macs", "latency")
 STAGE2_SYNTHESIS = ("stage1", "teacher")  # joint: the g_s stage 2 trains through (sequential or factorized reading)
+BUDGET_WORDS = ("teacher", "none")
+SPEC_FILE = "spec.yaml"  # every study's resolved spec, beside its results: `asymllic search --config` reruns it
+
+
+def parse_budget(text: str):
+    """A MAC budget as given: a number of GMACs, 'teacher' or 'none'."""
+    if text.lower() in BUDGET_WORDS:
+        return text.lower()
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"a number of GMACs, 'teacher' or 'none' (got {text!r})") from None
 
 
 @dataclass
-class SearchSpec:
-    study: str
-    part: str = "synthesis"
-    schedule: str = "cpu"  # training schedule of each candidate (smoke, cpu, paper)
-    trials: int = 20
-    backend: str = "optuna"
-    storage: str | None = None  # default: sqlite:///<root>/<study>/study.db
-    workers: int = 1
-    mac_budget: float | None = None  # GMACs of the whole decoder at `size` (exact convention)
-    teacher: str | None = None
-    lmbda: float = 0.0067
-    seed: int = 0
-    sampler: str = "nsga2"
-    data: str | None = None  # training images (default: bundled)
-    eval_data: str | None = None  # selection images: the objectives (default: bundled eval split)
-    test_data: str | None = None  # reporting images: test_* figures (default: bundled test split)
-    stage2_synthesis: str = "stage1"  # joint: stage 2 through the stage-1 g_s, frozen (sequential) or the teacher's
-    root: str = "results"
-    size: tuple = (768, 512)  # where MACs are counted
-    steps: int | None = None  # override the schedule's steps per candidate (with min_steps: the top rung)
-    min_steps: int | None = None  # multi-fidelity: the first rung's steps (see search.asha); None: one fidelity
-    eta: int = 3  # multi-fidelity: reduction factor between rungs (the best 1/eta go on)
-    plan_steps: int | None = None  # steps the learning-rate plan is laid out for (default: steps); set per rung
-    enqueue_presets: bool = True  # the paper's decoder and the teacher are the first trials
-    ray_address: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    heartbeat: int = 60  # seconds; RDB storages fail and retry trials whose worker stopped beating
-    device: str = "auto"  # Optuna worker i on n GPUs: cuda:(i mod n); Ray: the GPU Ray assigned the trial
-    precision: str = "auto"
-    loader_workers: int | None = None
-    cache_gib: float = 4.0
-    max_reuse: float = 4.0
-    flips: bool = False
-    compile: bool = False
-    inherit: str = "none"  # how each candidate's light part starts from the teacher: none, copy, slice
-    objective: str = "macs"  # the cost minimised beside quality: macs or latency (decode time measured per candidate)
-    latency_device: str = "cpu"  # where decode time is measured: cpu (with latency_threads) or cuda
-    latency_threads: int | None = None
-    latency_repeats: int = 3  # median of this many decodes after one warm-up
-    latency_budget: float | None = None  # ms; over it a candidate is not trained
+class StudyRef:
+    """Which study, and where: enough to open one and read its results."""
 
-    def __post_init__(self):
-        from space import ConfigError
-
-        for name, value, allowed in (("part", self.part, PARTS), ("backend", self.backend, BACKENDS),
-                                     ("sampler", self.sampler, SAMPLERS), ("objective", self.objective, OBJECTIVES),
-                                     ("stage2_synthesis", self.stage2_synthesis, STAGE2_SYNTHESIS)):
-            if value not in allowed:
-                raise ConfigError(name, f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+    study: str = option(dataclasses.MISSING, "study name (results/<study>/)")
+    storage: str | None = option(None, "Optuna storage URL, e.g. postgresql://user@host/db "
+                                       "(default: sqlite:///<root>/<study>/study.db)")
+    root: str = option("results", "folder of the studies' results")
 
     @property
     def dir(self) -> Path:
@@ -73,6 +51,60 @@ class SearchSpec:
     @property
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{(self.dir / 'study.db').as_posix()}"
+
+    def ref(self) -> "StudyRef":
+        return StudyRef(self.study, self.storage, self.root)
+
+
+@dataclass
+class SearchSpec(RunOptions, StudyRef):
+    """A search: what is searched, how each candidate is trained and scored, on which backend."""
+
+    part: str = option("synthesis", "the part searched", choices=PARTS)
+    schedule: str = option("cpu", "training schedule of each candidate", choices=SCHEDULE_NAMES)
+    trials: int = option(20, "finished (complete or pruned) trials the study ends with")
+    backend: str = option("optuna", "Optuna worker processes or Ray Tune trials", choices=BACKENDS)
+    workers: int = option(1, "worker processes (Optuna) or concurrent trials (Ray)")
+    mac_budget: float | str | None = option(
+        None, "decoder GMACs at --size over which a candidate is not trained: a number, 'teacher' (the teacher's "
+              "decoder, a light decoder being the point) or 'none'", user_default="teacher", parse=parse_budget,
+        choices=BUDGET_WORDS, metavar="GMACS")
+    objective: str = option("macs", "the decoder cost minimised beside quality: MACs, or decode time measured per "
+                                    "candidate", choices=OBJECTIVES)
+    latency_device: str = option("cpu", "where decode time is measured: cpu or cuda")
+    latency_threads: int | None = option(None, "CPU threads for the decode-time measurement")
+    latency_repeats: int = option(3, "decodes timed (median) after one warm-up")
+    latency_budget: float | None = option(None, "ms at --size on the latency target; over it a candidate is not "
+                                                "trained")
+    teacher: str | None = option(None, "the frozen teacher: " + MODEL_HELP +
+                                       " (default: <root>/teacher/<schedule>-<lmbda>/codec.pt)")
+    lmbda: float = option(DEFAULT_LMBDA, "rate-distortion trade-off (CompressAI convention)")
+    sampler: str = option("nsga2", "Optuna sampler", choices=SAMPLERS)
+    seed: int = option(0, "seed of the sampler and of each candidate's training")
+    steps: int | None = option(None, "fine-tuning steps per candidate (default: the schedule's); with --min-steps, "
+                                     "the top rung", aliases=("--max-steps",))
+    min_steps: int | None = option(None, "multi-fidelity (MO-ASHA): score candidates first after this many steps; "
+                                         "only the best 1/eta at each rung train on (x eta steps), up to --steps")
+    eta: int = option(3, "multi-fidelity reduction factor between rungs")
+    data: str | None = option(None, "training images (default: bundled photos)")
+    eval_data: str | None = option(None, "selection images: the objectives (default: bundled eval photos)")
+    test_data: str | None = option(None, "reporting images: test_* figures, never selected by (default: bundled "
+                                         "test photos)")
+    stage2_synthesis: str = option("stage1", "joint: stage 2 through the stage-1 g_s just trained, frozen "
+                                             "(sequential: measured better and faster) or through the teacher's g_s "
+                                             "(the factorized reading)", choices=STAGE2_SYNTHESIS)
+    size: tuple[int, int] = option((768, 512), "WIDTHxHEIGHT where MACs (and decode time) are counted",
+                                   parse=parse_size, metavar="WxH")
+    enqueue_presets: bool = option(True, "do not enqueue the paper's decoder and the teacher as the first trials",
+                                   flag="--no-presets")
+    ray_address: str | None = option(None, "Ray cluster address (default: a local Ray)")
+    cpus_per_trial: float = option(1.0, "CPUs Ray reserves per trial")
+    gpus_per_trial: float | None = option(None, "GPUs Ray reserves per trial (default: with --device auto or cuda "
+                                                "and GPUs in the cluster, 1, or a share when trials outnumber them)")
+    heartbeat: int = option(60, "seconds; RDB storages fail and retry trials whose worker stopped beating")
+
+    def __post_init__(self):
+        _options.check_choices(self)
 
     def rungs(self) -> list:
         """The steps each candidate is scored at: one fidelity ``[steps]``, or the multi-fidelity rungs."""
@@ -83,10 +115,69 @@ class SearchSpec:
         top = self.steps or get_schedule(self.schedule).search_steps
         return [top] if self.min_steps is None else rungs(self.min_steps, top, self.eta)
 
+    def rung(self) -> tuple:
+        """(steps this candidate trains to, steps its learning-rate plan is laid out for): one fidelity."""
+        top = self.rungs()[-1]
+        return top, top
+
+    def at_rung(self, steps: int, plan_steps: int) -> "RungSpec":
+        """This spec for one rung of a candidate: ``steps`` now, in the plan of ``plan_steps`` (the top rung's)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(SearchSpec)}
+        return RungSpec(**{**values, "steps": steps}, plan_steps=plan_steps)
+
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["size"] = list(self.size)
-        return d
+        return _options.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, strict: bool = False, **fixed) -> "SearchSpec":
+        """A spec from plain data: a stored spec (``strict=False``: keys of another version left out, missing ones
+        take their declared defaults) or a config file (``strict=True``: an unknown key is an error). ``fixed``:
+        values set on top, e.g. the ``root`` a study was opened from."""
+        return _options.from_dict(cls, data, strict, **fixed)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+@dataclass
+class RungSpec(SearchSpec):
+    """A candidate's spec at one rung of a multi-fidelity search: ``steps`` is the rung's, ``plan_steps`` the top
+    rung's (the learning-rate plan a run stopped early still follows). Made by the trial pipeline, never an option."""
+
+    plan_steps: int = option(0, cli=False)
+
+    def rung(self) -> tuple:
+        return self.steps, self.plan_steps or self.steps
+
+
+def read_config(path: str | Path) -> dict:
+    """A YAML (or JSON) experiment file as a mapping; a file that is no mapping is one ``ConfigError``."""
+    import yaml
+
+    from space import ConfigError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError("config", f"cannot read {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError("config", f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("config", f"{path}: expected a mapping of option: value")
+    return data
+
+
+def write_spec(spec: SearchSpec) -> Path:
+    """The study's resolved spec as ``<root>/<study>/spec.yaml`` (``asymllic search --config`` of it reruns it)."""
+    from asymllic.files import write_text
+
+    path = spec.dir / SPEC_FILE
+    write_text(spec.to_yaml(), path)
+    return path
 
 
 def reference_params(part: str) -> dict:

@@ -25,8 +25,10 @@ def trials_frame(study) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    spec = study.user_attrs.get("spec", {})
-    part, cost = spec.get("part", "synthesis"), spec.get("objective", "macs")
+    from .optuna_backend import stored_spec
+
+    spec = stored_spec(study)
+    part, cost = spec.part, spec.objective
     df["pareto"] = pareto_mask(df, part, cost)
     first = ["number", "state", "pareto", "preset", "config_id"] + objectives.names(part, cost)
     return df[[c for c in first if c in df] + [c for c in df.columns if c not in first]]

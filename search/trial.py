@@ -105,8 +105,7 @@ def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path, evaluat
     steps = spec.rungs()
     for rung, rung_steps in enumerate(steps):
         try:
-            metrics = _with_device_retry(lambda: evaluate(cfg, replace(spec, steps=rung_steps, plan_steps=steps[-1]),
-                                                          trial_dir))
+            metrics = _with_device_retry(lambda: evaluate(cfg, spec.at_rung(rung_steps, steps[-1]), trial_dir))
         except Exception as e:  # noqa: BLE001 - a candidate's crash is its record, not the search's end
             if is_resource_error(e):
                 raise MachineError(describe(e, trial_dir)) from e

@@ -67,7 +67,7 @@ def run_cli(*args, check: bool = True, env: dict | None = None, process: bool = 
         proc = subprocess.run([sys.executable, "-m", "asymllic", *argv], capture_output=True, text=True, cwd=ROOT,
                               env={**os.environ, **(env or {})})
     else:
-        from asymllic.cli import main
+        from asymllic_cli import main
 
         out, err = io.StringIO(), io.StringIO()
         with redirect_stdout(out), redirect_stderr(err), _environ(env):

@@ -19,7 +19,7 @@ from asymllic.training import StageRun, get_schedule, train_stage1, train_teache
 from asymllic.training.latents import CacheWriter, LatentCache, bytes_per_crop, plan_latents
 from asymllic.training.loop import STATE_FILE
 from conftest import ROOT, photo
-from asymllic.cli import main
+from asymllic_cli import main
 
 SMOKE = get_schedule("smoke")
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -28,6 +28,7 @@ from ..device import pick_device, pick_precision, prepare, with_index
 from ..errors import AsymllicError
 from ..metrics import distortion_loss, rd_loss
 from ..models import ENTROPY_TABLES, HYPERPRIOR_PARTS, LicCodec
+from ..options import RunOptions
 from .inherit import check_mode, inherit
 from .latents import FrozenOnTheFly, latent_cache, plan_latents
 from .loop import LoopSpec, run_loop
@@ -38,21 +39,14 @@ LIGHT_HYPERPRIOR = tuple(p for p in HYPERPRIOR_PARTS if p not in ("entropy_bottl
 
 
 @dataclass
-class StageRun:
-    """Where a stage writes, where it runs and how it reports progress."""
+class StageRun(RunOptions):
+    """Where a stage writes, where it runs and how it reports progress; the run options (device, precision, data
+    loading, latent cache, inherit: ``asymllic.options.RunOptions``) are keyword arguments."""
 
     out_dir: Path
     cache_root: Path = Path("results/cache")
     seed: int = 0
     progress: bool = True
-    device: str = "auto"  # auto, cpu, cuda, cuda:N
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16
-    loader_workers: int | None = None  # DataLoader worker processes (default min(8, cores))
-    cache_gib: float = 4.0  # the latent cache's cap; beyond it the frozen parts run on the fly
-    max_reuse: float = 4.0  # ... and beyond this many uses per cached crop
-    flips: bool = False  # random flips on top of TCM's and CompressAI's random crops
-    compile: bool = False  # torch.compile the trained parts
-    inherit: str = "none"  # how the light part starts from the teacher: none, copy (name and shape), slice (README)
 
     def __post_init__(self):
         check_mode(self.inherit)  # one line before any teacher is loaded

@@ -1,4 +1,6 @@
-"""The ``asymllic`` command line: ``main(argv)`` dispatches to one small module per command group."""
+"""The ``asymllic`` command line, the top layer (it uses ``space``, ``asymllic`` and ``search``; nothing imports
+it): ``main(argv)`` dispatches to one small module per command group. Building the parser imports no torch,
+Optuna, Ray or plotly: a command imports what it needs when it runs."""
 from __future__ import annotations
 
 import argparse
@@ -19,18 +21,12 @@ def setup_args() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = setup_args().parse_args(sys.argv[1:] if argv is None else argv)
+    from asymllic.errors import AsymllicError
     from space import ConfigError
 
-    expected: tuple = (ConfigError,)
-    try:
-        from asymllic.errors import AsymllicError
-
-        expected += (AsymllicError,)
-    except ImportError:  # pragma: no cover - the torch side is not installed
-        pass
     try:
         return int(args.run(args) or 0)
-    except expected as e:
+    except (ConfigError, AsymllicError) as e:
         print(f"asymllic: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # a full disk or a read-only folder (maybe behind a library's error): say where
@@ -43,7 +39,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("asymllic: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asymllic.training.schedules import SCHEDULES
+from asymllic.options import DEFAULT_LMBDA, SCHEDULE_NAMES, teacher_dir
 
 from .common import MODEL_HELP, add_run_args, resolve_config, stage_run
 
 
 def _common(p, out_default: str) -> None:
-    p.add_argument("--schedule", choices=tuple(SCHEDULES), default="cpu", help="training schedule: sizes and step counts")
-    p.add_argument("--lmbda", type=float, default=0.0067, help="rate-distortion trade-off (CompressAI convention)")
+    p.add_argument("--schedule", choices=SCHEDULE_NAMES, default="cpu", help="training schedule: sizes and step counts")
+    p.add_argument("--lmbda", type=float, default=DEFAULT_LMBDA, help="rate-distortion trade-off (CompressAI convention)")
     p.add_argument("--data", default=None, help="image folder (default: the photos bundled with scikit-image)")
     p.add_argument("--out", default=None, help=f"run folder (default: {out_default})")
     p.add_argument("--steps", type=int, default=None, help="override the schedule's step count")
@@ -60,7 +60,7 @@ def _schedule_and_run(args, default_out: Path):
 def run_teacher(args) -> int:
     from asymllic.training import train_teacher
 
-    schedule, run = _schedule_and_run(args, Path("results/teacher") / f"{args.schedule}-{args.lmbda:g}")
+    schedule, run = _schedule_and_run(args, teacher_dir(args.schedule, args.lmbda))
     print(train_teacher(resolve_config(args.config), schedule, args.lmbda, args.data, run, args.steps))
     return 0
 

@@ -1,0 +1,202 @@
+"""The search as a library: define a search, run it, open a study, export its best decoders.
+
+.. code-block:: python
+
+    import search
+
+    spec = search.define("demo", schedule="cpu", trials=6, steps=40, teacher="results/demo-teacher/codec.pt")
+    study = search.run(spec)                  # or search.run("results/demo/spec.yaml")
+    study = search.open("demo")               # later, from any process
+    study.trials()                            # one row per trial (pandas)
+    study.front()                             # the Pareto front
+    search.export_codecs(study, top=3)        # codecs for `asymllic compress/decompress`
+
+``asymllic search`` is exactly ``run(define(...))``: the same declarations give its flags, the same
+:func:`resolve` applies the rules (default teacher, MAC budget, devices, checks).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+from asymllic import options as _options
+
+from .spec import SearchSpec, StudyRef, read_config
+
+__all__ = ["Study", "define", "export_codecs", "load", "open", "resolve", "run"]
+
+
+def define(study: str | None = None, **options) -> SearchSpec:
+    """A resolved search spec: ``options`` are :class:`SearchSpec` fields (``asymllic search`` flags, with ``_``
+    for ``-``); one not given takes its declared default, as on the command line. An unknown option, a value of
+    the wrong type or outside its choices is a ``ConfigError`` naming it. See :func:`resolve` for the rules."""
+    return resolve(unresolved(study, **options))
+
+
+def unresolved(study: str | None = None, **options) -> SearchSpec:
+    """The spec :func:`define` resolves: the options checked against their declarations, the defaults filled."""
+    data = {f.name: _options.user_default(f) for f in _options.options(SearchSpec)
+            if f.default is not dataclasses.MISSING}
+    data.update(options)
+    if study is not None:
+        data["study"] = study
+    if data.get("study") in (None, ""):
+        from space import ConfigError
+
+        raise ConfigError("study", "required: a study name (--study NAME, or study: in the config file)")
+    return SearchSpec.from_dict(data, strict=True)
+
+
+def load(path: str | Path, **overrides) -> SearchSpec:
+    """The resolved spec of an experiment file (YAML: option: value, any :class:`SearchSpec` field), with
+    ``overrides`` on top. A study's own ``spec.yaml`` gives the spec it was searched with."""
+    return define(**{**read_config(path), **overrides})
+
+
+def resolve(spec: SearchSpec, say: Callable = print) -> SearchSpec:
+    """The spec a search runs, with every rule applied (a new spec; resolving a resolved spec changes nothing):
+
+    - teacher: unset, ``<root>/teacher/<schedule>-<lmbda>/codec.pt`` (where ``asymllic teacher train`` writes);
+      it must exist, and any teacher must be a model reference (checked now, in one line, not in a trial);
+    - MAC budget: ``'teacher'``, the teacher's decoder GMACs at ``size``; ``'none'``, no budget;
+    - devices: on Ray, GPUs reserved per trial as :func:`search.ray_backend.plan_ray_devices` decides; on Optuna
+      with ``gpus_per_trial``, ``device`` auto means CUDA; the device and precision are checked here when trials
+      run on this machine;
+    - the study's folder must be writable.
+
+    ``say``: where the decisions are told (one line each)."""
+    from asymllic.errors import AsymllicError
+
+    spec = dataclasses.replace(spec)
+    if spec.teacher is None:
+        spec.teacher = str(_options.teacher_dir(spec.schedule, spec.lmbda, spec.root) / "codec.pt")
+        if not Path(spec.teacher).is_file():
+            raise AsymllicError(f"no teacher checkpoint at {spec.teacher}; run 'asymllic teacher train --schedule "
+                                f"{spec.schedule}' or pass --teacher")
+    _plan_devices(spec, say)
+    if spec.backend == "optuna" or not spec.gpus_per_trial:  # trials on this machine: CUDA asked where there is none
+        from asymllic.device import pick_device, pick_precision
+
+        pick_precision(spec.precision, pick_device(spec.device))
+    from asymllic.reference import resolve_config
+
+    resolve_config(spec.teacher)  # not a model: one line now, before the study is touched
+    if spec.mac_budget == "teacher":
+        from .candidate import base_config, complexity
+
+        spec.mac_budget = complexity(base_config(spec), spec.size)["decoder_gmacs"]
+        say(f"MAC budget: {spec.mac_budget:.2f} GMACs, the teacher's decoder at {spec.size[0]}x{spec.size[1]} "
+            "(--mac-budget N or none to change it)")
+    elif spec.mac_budget == "none":
+        spec.mac_budget = None
+    if spec.min_steps is not None:
+        say(f"multi-fidelity: candidates scored after {', '.join(map(str, spec.rungs()))} steps; at each rung "
+            f"only the best 1/{spec.eta} go on")
+    from asymllic.files import check_writable
+
+    check_writable(spec.dir)  # before the study is touched: an unwritable results folder is one line
+    return spec
+
+
+def _plan_devices(spec: SearchSpec, say: Callable) -> None:
+    if spec.backend != "ray":
+        if spec.gpus_per_trial and spec.device == "auto":
+            spec.device = "cuda"
+        spec.gpus_per_trial = float(spec.gpus_per_trial or 0.0)
+        return
+    from .ray_backend import cluster_gpus, plan_ray_devices
+
+    name = (spec.device or "auto").strip().lower()
+    # the cluster's GPUs matter only where the reservation is left to the plan
+    counted = not spec.gpus_per_trial and (name == "auto" or name.startswith("cuda") and spec.gpus_per_trial is None)
+    gpus = cluster_gpus(spec.ray_address) if counted else 0.0
+    device, per_trial = plan_ray_devices(spec.device, spec.gpus_per_trial, spec.workers, gpus)
+    why = f" ({gpus:g} GPUs in the cluster, {spec.workers} concurrent trials)" if counted else ""
+    say(f"Ray: trials train on {device}, {per_trial:g} GPU reserved per trial{why}")
+    spec.device, spec.gpus_per_trial = device, per_trial
+
+
+def run(spec: SearchSpec | str | Path, evaluate: Callable | None = None) -> "Study":
+    """Run (or resume) the search ``spec`` (a spec, resolved here if it is not, or an experiment file) and return
+    its :class:`Study`. The resolved spec is written to ``<root>/<study>/spec.yaml``. ``evaluate``: what scores a
+    candidate (default: train and evaluate it, ``search.candidate.train_and_evaluate``)."""
+    from .driver import run_search
+
+    spec = load(spec) if isinstance(spec, (str, Path)) else resolve(spec)
+    if evaluate is None:
+        run_search(spec)
+    else:
+        run_search(spec, evaluate)
+    return open(spec.study, root=spec.root, storage=spec.storage)
+
+
+class Study:
+    """A study in its storage: ``name``, ``spec`` (the :class:`SearchSpec` it was searched with), ``optuna``
+    (the ``optuna.Study``), its trials and Pareto front as pandas frames."""
+
+    def __init__(self, ref: StudyRef):
+        from asymllic.errors import AsymllicError
+
+        from .optuna_backend import open_study, stored_spec
+
+        try:
+            self.optuna = open_study(ref, create=False)
+        except KeyError:
+            raise AsymllicError(f"no study {ref.study!r} in {ref.storage_url}") from None
+        self.ref = ref
+        self.spec = stored_spec(self.optuna, ref)
+
+    @property
+    def name(self) -> str:
+        return self.ref.study
+
+    @property
+    def dir(self) -> Path:
+        return self.ref.dir
+
+    def trials(self):
+        """Every trial: number, state, pareto, preset, config id, objectives, figures, the sampled axes."""
+        from .table import trials_frame
+
+        return trials_frame(self.optuna)
+
+    def front(self):
+        """The complete trials no other dominates (quality against the study's cost), cheapest first."""
+        from . import objectives
+
+        df = self.trials()
+        if df.empty:
+            return df
+        cost = objectives.COSTS[self.spec.objective]
+        return df[df["pareto"]].sort_values(cost).reset_index(drop=True)
+
+    def export(self, top: int | None = None, trial: int | None = None, budget: float | None = None,
+               onnx: bool = False, include_references: bool = False, out: str | Path | None = None) -> list:
+        """See :func:`export_codecs`."""
+        from .export import export as write
+
+        return write(self.trials(), self.spec, Path(out) if out else self.dir / "export", top, trial, budget,
+                     include_references, onnx)
+
+    def __repr__(self) -> str:
+        return f"Study({self.name!r}, part={self.spec.part!r}, storage={self.ref.storage_url!r})"
+
+
+def open(study: str, root: str | Path = "results", storage: str | None = None) -> Study:  # noqa: A001
+    """The study ``study`` in ``storage`` (default: ``<root>/<study>/study.db``); an unknown study is one line."""
+    return Study(StudyRef(study, storage, str(root)))
+
+
+def export_codecs(study: Study | str, top: int | None = None, trial: int | None = None, budget: float | None = None,
+           onnx: bool = False, include_references: bool = False, root: str | Path = "results",
+           storage: str | None = None, out: str | Path | None = None) -> list:
+    """Write the study's best decoders as codecs (``config.json``, ``codec.pt``, a card; with ``onnx`` also a
+    checked ``g_s.onnx``) into ``<study>/export/<config id>/`` (or ``out``): by default the best candidate;
+    ``top`` K points along the Pareto front, ``trial`` one trial, ``budget`` the best within that many GMACs.
+    The reference presets are left out unless ``include_references``. Returns ``search.export.Exported``
+    records (``.folder``, ``.pick``)."""
+    if not isinstance(study, Study):
+        study = open(study, root=root, storage=storage)
+    return study.export(top, trial, budget, onnx, include_references, out)
+
