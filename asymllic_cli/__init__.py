@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import coding, complexity, design_space, evaluate, figure, studies, train
+from . import coding, complexity, design_space, evaluate, figure, publish, studies, train
 
-GROUPS = (coding, complexity, design_space, figure, train, evaluate, studies)
+GROUPS = (coding, complexity, design_space, figure, train, evaluate, studies, publish)
 
 
 def setup_args() -> argparse.ArgumentParser:
