@@ -13,8 +13,8 @@ import os
 import torch
 
 from .errors import AsymllicError
+from .options import PRECISIONS  # declared once, torch-free, for the command line too
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -44,9 +44,13 @@ def test_entropy_path_stays_fp32_under_bf16_autocast():
     torch.manual_seed(0)
     model = LicCodec(space.get_preset("paper")).train()
     x = torch.rand(1, 3, 128, 128)
+    convs = []
+    for m in model.g_s.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            m.register_forward_hook(lambda mod, inputs, output: convs.append(output.dtype))
     with autocast("cpu", "bf16"):
         out = model(x)
-        assert out["x_hat"].dtype == torch.bfloat16  # the networks do run in bf16
+        assert convs and set(convs) == {torch.bfloat16}  # the networks do run in bf16 (GDN alone in fp32)
         y = model.g_a(x)
         assert y.dtype == torch.bfloat16
         ent = model.entropy_forward(y)

@@ -63,13 +63,19 @@ _SEAMS: dict = {}  # (h_windows, w_windows, window, device, dtype) -> additive m
 _SEAMS_MAX = 64
 
 
+def _tracing() -> bool:
+    """Inside an exporter or a compiler: sizes may be symbolic, so masks are built from them, never cached."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def _additive_seam(h_windows: int, w_windows: int, window: int, device: torch.device, dtype) -> torch.Tensor:
+    cache = device.type != "meta" and not _tracing()  # a meta tensor holds nothing worth keeping
     key = (h_windows, w_windows, window, str(device), dtype)
-    mask = _SEAMS.get(key)
+    mask = _SEAMS.get(key) if cache else None
     if mask is None:
         seam = shift_seam(h_windows, w_windows, window, device)
         mask = torch.zeros(seam.shape, dtype=dtype, device=device).masked_fill_(seam, float("-inf"))[:, None]
-        if device.type != "meta":  # a meta tensor holds nothing worth keeping
+        if cache:
             if len(_SEAMS) >= _SEAMS_MAX:
                 _SEAMS.pop(next(iter(_SEAMS)))
             _SEAMS[key] = mask
@@ -92,14 +98,14 @@ class WindowAttention(nn.Module):
     def attn_mask(self, batch: int, h_windows: int, w_windows: int, dtype, device) -> torch.Tensor:
         """The additive mask for ``batch`` * windows attention rows: (1 or batch * windows, heads, T, T)."""
         table = self.relative_position_params
-        memo = not torch.is_grad_enabled() and device.type != "meta"
+        memo = not torch.is_grad_enabled() and device.type != "meta" and not _tracing()
         key = (table._version, batch, h_windows, w_windows, dtype, str(device)) if memo else None
         if memo and self._mask_memo[0] == key:
             return self._mask_memo[1]
         mask = table.flatten(1)[:, self.relative_index].to(dtype)[None]  # (1, heads, T, T)
         if self.shifted:
             mask = mask + _additive_seam(h_windows, w_windows, self.window, device, dtype)  # (windows, heads, T, T)
-            if batch > 1:
+            if _tracing() or batch != 1:  # an exported graph takes any batch (checked first: no guard on it)
                 mask = mask.repeat(batch, 1, 1, 1)
         if memo:
             self._mask_memo = (key, mask)

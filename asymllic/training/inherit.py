@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import AsymllicError
+from ..options import INHERIT  # declared once, torch-free, for the command line too
 
-INHERIT = ("none", "copy", "slice")
 FUSED = {"embedding_layer": 3}  # Linear C -> 3C laid out [q | k | v]: sliced as (3, C)
 
 
