@@ -127,14 +127,17 @@ def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, smoke
     args = [sys.executable, "-m", "asymllic", "search", "--study", "k", "--schedule", "smoke", "--trials", "4",
             "--teacher", smoke_teacher, "--root", str(tmp_path), "--heartbeat", "2", "--mac-budget", "none",
             "--min-steps", "1"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
+    log = (tmp_path / "first-run.log").open("w")
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 600  # a loaded CI machine: the first process may take minutes to its first trial
+    while time.time() < deadline and proc.poll() is None:
         time.sleep(1)
         if (tmp_path / "k" / "study.db").exists() and _count(tmp_path, "COMPLETE") >= 1 and _count(tmp_path, "RUNNING") >= 1:
             break
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    log.close()
+    assert (tmp_path / "k" / "study.db").exists(), (tmp_path / "first-run.log").read_text()[-3000:]
     study = open_study(SearchSpec(study="k", root=str(tmp_path)), create=False)
     done_before = {t.number: t.values for t in study.trials if t.state.name == "COMPLETE"}
     assert done_before and any(t.state.name == "RUNNING" for t in study.trials)
