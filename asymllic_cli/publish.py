@@ -40,6 +40,7 @@ def add_parsers(sub) -> None:
                    help="a CompressAI-format RD curve, or a Kodak anchor name (e.g. vtm, bpg_444_x265_ycbcr); repeatable")
     p.add_argument("--schedule", default="cpu", help="training schedule of each stage (smoke, cpu, paper)")
     p.add_argument("--steps", type=int, default=None, help="steps of each stage (default: the schedule's)")
+    p.add_argument("--batch", type=int, default=None, help="training crops per step (default: the schedule's)")
     p.add_argument("--data", default=None, help="training images (default: bundled photos)")
     p.add_argument("--test-data", default=None, help="evaluation images (default: bundled test photos)")
     p.add_argument("--out", default=None, help="output folder (default: <root>/rd/<config id>)")
@@ -76,7 +77,7 @@ def run_rd(args) -> int:
     from search.rd import rd_curve
 
     result = rd_curve(args.decoder, args.teachers, args.lmbdas, anchors=args.anchor, schedule=args.schedule,
-                      steps=args.steps, data=args.data, test_data=args.test_data, out=args.out, root=args.root,
+                      steps=args.steps, batch=args.batch, data=args.data, test_data=args.test_data, out=args.out, root=args.root,
                       name=args.name, seed=args.seed, device=args.device, precision=args.precision, png=args.png)
     with pd.option_context("display.width", 200):
         print(result.bd.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -89,6 +89,7 @@ def main(argv=None) -> int:
     p.add_argument("--k", type=int, default=8, help="candidates: the presets (the first K when K is fewer), then "
                    "sampled light configs")
     p.add_argument("--schedule", default="cpu")
+    p.add_argument("--batch", type=int, default=None, help="training crops per step (default: the schedule's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed of the candidates and first training seed")
     p.add_argument("--seeds", type=int, default=1, metavar="S",
                    help="training seeds per candidate (--seed, --seed + 1, ...): S > 1 measures the seed noise")
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
     from search.candidate import rd_cost
     from search.fidelity import agreement, seeded_report
 
-    schedule = get_schedule(args.schedule)
+    schedule = get_schedule(args.schedule, batch=args.batch)
     base = resolve_config(args.teacher)
     cands = candidates(args.part, args.k, base, args.seed)
     out = Path(args.out) / f"{args.part}-{args.inherit}"

@@ -7,8 +7,8 @@ and stage 2 (the paper's hyperprior path, from y, through the teacher's frozen g
 ``asymllic.training.loop.run_loop`` (Adam, clipping, the NaN guard, logging), on random crops, in three
 variants side by side:
 
-- ``old``: attention as explicit matmuls + bias + masked_fill + softmax (the reference math, kept only here and
-  in the tests) and the per-step check (every gradient and metric read on the host each step);
+- ``old``: attention as explicit matmuls + bias + masked_fill + softmax (the reference math, kept only here; the
+  tests compare SDPA with it) and the per-step check (every gradient and metric read on the host each step);
 - ``sdpa``: ``F.scaled_dot_product_attention`` with the cached mask, still the per-step check;
 - ``new``: SDPA and the deferred check (one host read per logged row, ``log_every`` 10).
 
@@ -42,8 +42,9 @@ from asymllic.training.throughput import matmul_tflops, median_seconds, step_gma
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _old_attention(m: WindowAttention, x: torch.Tensor) -> torch.Tensor:
-    """The attention as it was computed before SDPA: explicit matmuls, bias gathered and seam mask built per call."""
+def _explicit(m: WindowAttention, x: torch.Tensor) -> torch.Tensor:
+    """The attention as it was computed before SDPA: explicit matmuls, bias gathered and seam mask built per call
+    (also the reference the SDPA path is tested against, tests/test_speed.py)."""
     b, h, w, c = x.shape
     ws = m.window
     ph, pw = (-h) % ws, (-w) % ws
@@ -69,10 +70,11 @@ def _old_attention(m: WindowAttention, x: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def old_attention(model: torch.nn.Module):
+def explicit_attention(model: torch.nn.Module):
+    """Every WindowAttention inside ``model`` computed by the explicit math while active."""
     attns = [m for m in model.modules() if isinstance(m, WindowAttention)]
     for m in attns:
-        m.forward = lambda x, _m=m: _old_attention(_m, x)
+        m.forward = lambda x, _m=m: _explicit(_m, x)
     try:
         yield
     finally:
@@ -133,7 +135,7 @@ def run(part: str, variant: str, args, device: torch.device) -> float:
                         precision=args.dtype, batch=args.batch, log_every=max(1, args.steps - 1),
                         check="deferred" if variant == "new" else "every_step")
         if variant == "old":
-            with old_attention(model):
+            with explicit_attention(model):
                 run_loop(spec)
         else:
             run_loop(spec)

@@ -96,6 +96,7 @@ def resolve(spec: SearchSpec, say: Callable = print) -> SearchSpec:
     from asymllic.files import check_writable
 
     check_writable(spec.dir)  # before the study is touched: an unwritable results folder is one line
+    spec._told = True  # its decisions were told: resolving it again (e.g. in run) applies the rules silently
     return spec
 
 
@@ -123,7 +124,10 @@ def run(spec: SearchSpec | str | Path, evaluate: Callable | None = None) -> "Stu
     candidate (default: train and evaluate it, ``search.candidate.train_and_evaluate``)."""
     from .driver import run_search
 
-    spec = load(spec) if isinstance(spec, (str, Path)) else resolve(spec)
+    if isinstance(spec, (str, Path)):
+        spec = load(spec)
+    else:  # a spec from define() has had its decisions told once already
+        spec = resolve(spec, say=(lambda *_: None) if getattr(spec, "_told", False) else print)
     if evaluate is None:
         run_search(spec)
     else:

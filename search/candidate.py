@@ -37,12 +37,12 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
     from asymllic.data import resolve
     from asymllic.errors import AsymllicError
     from asymllic.evaluation import evaluate
-    from asymllic.training import StageRun, combine, get_schedule, train_stage1, train_stage2
+    from asymllic.training import StageRun, combine, train_stage1, train_stage2
 
     if not spec.teacher:
         raise AsymllicError(f"no teacher; train one with 'asymllic teacher train --schedule {spec.schedule}' and pass "
                             "--teacher")
-    schedule = get_schedule(spec.schedule)
+    schedule = spec.training_schedule()
     steps, plan = spec.rung()  # a multi-fidelity rung stops early in the top rung's learning-rate plan
     cache = Path(spec.root) / "cache"
     t0 = time.perf_counter()

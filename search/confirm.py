@@ -181,15 +181,18 @@ def run_folder(study_dir: Path, config_id: str, seed: int) -> Path:
     return Path(study_dir) / CONFIRM_DIR / f"{config_id}-s{seed}"
 
 
-def read_record(folder: Path, steps: int | None = None, schedule: str | None = None) -> dict | None:
-    """The finished run's record in ``folder``: complete, at ``steps`` on ``schedule`` if given; else None."""
+def read_record(folder: Path, steps: int | None = None, schedule: str | None = None,
+                batch: int | None = None) -> dict | None:
+    """The finished run's record in ``folder``: complete, at ``steps`` on ``schedule`` with ``batch`` crops per
+    step if given; else None."""
     path = Path(folder) / RECORD_FILE
     try:
         rec = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     if rec.get("status") != COMPLETE or (steps is not None and rec.get("steps") != steps) or \
-            (schedule is not None and rec.get("schedule") != schedule):
+            (schedule is not None and rec.get("schedule") != schedule) or \
+            (batch is not None and rec.get("batch") != batch):
         return None
     return rec
 
@@ -204,8 +207,8 @@ def run_pair(decoder: Decoder, spec: SearchSpec, seed: int, steps: int, folder: 
     record = run_trial(decoder.config, run_spec(spec, seed, steps), Path(folder), evaluate)
     rec = {"label": decoder.label, "kind": decoder.kind, "trial": decoder.trial, "reference": decoder.reference,
            "config_id": record.config_id, "seed": seed, "steps": steps, "schedule": spec.schedule,
-           "study": spec.study, "status": record.status, "reason": record.reason,
-           "seconds": time.perf_counter() - t0, "record": record.to_dict()}
+           "batch": spec.training_schedule().batch, "study": spec.study, "status": record.status,
+           "reason": record.reason, "seconds": time.perf_counter() - t0, "record": record.to_dict()}
     write_text(json.dumps(rec, indent=1, default=str), Path(folder) / RECORD_FILE)
     return rec
 
@@ -420,7 +423,7 @@ def markdown(summary: pd.DataFrame, spec: SearchSpec, steps: int, seeds: list) -
     """The summary as a Markdown page: settings, one table row per decoder, the verdicts."""
     lines = [f"# Confirmation of study {spec.study} ({spec.part})", "",
              f"- {len(seeds)} seeds ({', '.join(map(str, seeds))}) x {steps} steps per decoder, schedule "
-             f"{spec.schedule}, lambda {spec.lmbda}",
+             f"{spec.schedule} (batch {spec.training_schedule().batch}), lambda {spec.lmbda}",
              f"- teacher: {spec.teacher}", f"- training images: {spec.data or 'bundled'}; figures on the test photos "
              f"({spec.test_data or 'bundled test split'}), mean ± std over seeds",
              f"- verdicts on {verdict_metric(spec.part)}: paired by seed, 95 % t confidence interval", ""]
@@ -494,7 +497,7 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
     for d in chosen:
         for s in seed_values:
             where = run_folder(spec.dir, d.config_id, s)
-            rec = read_record(where, steps, spec.schedule)
+            rec = read_record(where, steps, spec.schedule, spec.training_schedule().batch)
             if rec is not None:
                 records[(d.config_id, s)] = rec
             else:

@@ -182,6 +182,7 @@ class RDOptions:
     """How each lambda's decoder is trained and evaluated."""
     schedule: str = "cpu"
     steps: int | None = None  # both stages (default: the schedule's stage-1 and stage-2 steps)
+    batch: int | None = None  # training crops per step (default: the schedule's)
     data: str | None = None  # training images (default: bundled)
     test_data: str | None = None  # the photos both codecs are evaluated on (default: bundled test split)
     seed: int = 0
@@ -191,20 +192,22 @@ class RDOptions:
     inherit: str = "none"
     root: str = "results"  # its cache/ holds the teachers' latents
 
-    def stage_steps(self) -> tuple:
+    def training_schedule(self):
         from asymllic.training import get_schedule
 
-        sched = get_schedule(self.schedule)
+        return get_schedule(self.schedule, batch=self.batch)
+
+    def stage_steps(self) -> tuple:
+        sched = self.training_schedule()
         return (self.steps or sched.steps("stage1"), self.steps or sched.steps("stage2"))
 
 
 def point_key(cfg: space.CodecConfig, teacher: Path, lmbda: float, opts: RDOptions) -> dict:
     """What a lambda's point depends on: a folder holding another key is never mixed into this curve."""
-    from asymllic.training import get_schedule
-
+    sched = opts.training_schedule()
     return {"decoder": space.config_id(cfg), "teacher": str(teacher), "lmbda": lmbda, "schedule": opts.schedule,
-            "steps": list(opts.stage_steps()), "data": opts.data, "test_data": opts.test_data, "seed": opts.seed,
-            "inherit": opts.inherit, "max_side": get_schedule(opts.schedule).eval_max_side}
+            "batch": sched.batch, "steps": list(opts.stage_steps()), "data": opts.data, "test_data": opts.test_data,
+            "seed": opts.seed, "inherit": opts.inherit, "max_side": sched.eval_max_side}
 
 
 def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opts: RDOptions,
@@ -216,7 +219,7 @@ def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opt
     from asymllic.evaluation import evaluate
     from asymllic.files import write_text
     from asymllic.reference import load_model
-    from asymllic.training import CODEC_FILE, StageRun, combine, get_schedule, train_stage1, train_stage2
+    from asymllic.training import CODEC_FILE, StageRun, combine, train_stage1, train_stage2
 
     from .candidate import drop_resume_state
 
@@ -236,7 +239,7 @@ def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opt
             pass
     else:
         write_text(json.dumps(key, indent=1), held)
-    sched = get_schedule(opts.schedule)
+    sched = opts.training_schedule()
     s1_steps, s2_steps = opts.stage_steps()
 
     def run(stage: str) -> StageRun:
@@ -283,14 +286,16 @@ def lambda_folder(out: Path, lmbda: float) -> Path:
 
 
 def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequence = (), schedule: str = "cpu",
-             steps: int | None = None, data: str | None = None, test_data: str | None = None,
+             steps: int | None = None, batch: int | None = None, data: str | None = None,
+             test_data: str | None = None,
              out: str | Path | None = None, root: str = "results", name: str | None = None, seed: int = 0,
              device: str = "auto", precision: str = "auto", loader_workers: int | None = None,
              inherit: str = "none", png: bool = False, progress: bool = True) -> RDResult:
     """The RD curve of ``decoder`` (a config, preset, config file or export folder) over ``teachers`` (one
     checkpoint per lambda; ``lmbdas``: theirs, when their checkpoints do not say), beside the teachers' own
     curve and ``anchors`` (CompressAI-format JSON files, dicts or Kodak anchor names), with BD-rate and BD-PSNR.
-    ``steps``: each stage's steps (default: the schedule's). Finished lambdas are read back, not retrained."""
+    ``steps``: each stage's steps, ``batch`` its crops per step (default: the schedule's). Finished lambdas are
+    read back, not retrained."""
     from asymllic.evaluation import merge_points
     from asymllic.files import write_text
     from asymllic.training import get_schedule
@@ -304,7 +309,9 @@ def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequ
     anchor_curves = [load_anchor(a) for a in anchors]
     if steps is not None and steps < 1:
         raise space.ConfigError("steps", f"{steps}: train each stage at least 1 step")
-    opts = RDOptions(schedule, steps, data, test_data, seed, device, precision, loader_workers, inherit, root)
+    if batch is not None and batch < 1:
+        raise space.ConfigError("batch", f"{batch}: a step trains on at least one crop")
+    opts = RDOptions(schedule, steps, batch, data, test_data, seed, device, precision, loader_workers, inherit, root)
     cid = space.config_id(cfg)
     folder = Path(out) if out is not None else Path(root) / "rd" / cid
     folder.mkdir(parents=True, exist_ok=True)

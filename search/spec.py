@@ -13,6 +13,7 @@ from pathlib import Path
 
 from asymllic import options as _options
 from asymllic.options import DEFAULT_LMBDA, MODEL_HELP, SCHEDULE_NAMES, RunOptions, option, parse_size
+from space import ConfigError
 from space.domains import PARTS as _AXES_OF
 
 PARTS = tuple(_AXES_OF)  # synthesis, hyperprior, joint
@@ -62,6 +63,7 @@ class SearchSpec(RunOptions, StudyRef):
 
     part: str = option("synthesis", "the part searched", choices=PARTS)
     schedule: str = option("cpu", "training schedule of each candidate", choices=SCHEDULE_NAMES)
+    batch: int | None = option(None, "training crops per step (default: the schedule's)")
     trials: int = option(20, "finished (complete or pruned) trials the study ends with")
     backend: str = option("optuna", "Optuna worker processes or Ray Tune trials", choices=BACKENDS)
     workers: int = option(1, "worker processes (Optuna) or concurrent trials (Ray)")
@@ -105,15 +107,21 @@ class SearchSpec(RunOptions, StudyRef):
 
     def __post_init__(self):
         _options.check_choices(self)
+        if self.batch is not None and self.batch < 1:
+            raise ConfigError("batch", f"{self.batch}: a step trains on at least one crop")
 
     def rungs(self) -> list:
         """The steps each candidate is scored at: one fidelity ``[steps]``, or the multi-fidelity rungs."""
-        from asymllic.training.schedules import get_schedule
-
         from .asha import rungs
 
-        top = self.steps or get_schedule(self.schedule).search_steps
+        top = self.steps or self.training_schedule().search_steps
         return [top] if self.min_steps is None else rungs(self.min_steps, top, self.eta)
+
+    def training_schedule(self):
+        """The schedule each candidate trains on: ``schedule`` with ``batch`` if given."""
+        from asymllic.training.schedules import get_schedule
+
+        return get_schedule(self.schedule, batch=self.batch)
 
     def rung(self) -> tuple:
         """(steps this candidate trains to, steps its learning-rate plan is laid out for): one fidelity."""
@@ -156,7 +164,6 @@ def read_config(path: str | Path) -> dict:
     """A YAML (or JSON) experiment file as a mapping; a file that is no mapping is one ``ConfigError``."""
     import yaml
 
-    from space import ConfigError
 
     try:
         data = yaml.safe_load(Path(path).read_text())

@@ -43,9 +43,10 @@ def configs(root, study) -> list:
     return list(df["config_id"])
 
 
-def test_the_api_and_the_command_line_make_the_same_study(tmp_path, teacher_ckpt, photos):
+def test_the_api_and_the_command_line_make_the_same_study(tmp_path, teacher_ckpt, photos, capsys):
     data = {"data": photos, "eval_data": photos, "test_data": photos}
     api = search.run(search.define("a", teacher=str(teacher_ckpt), root=str(tmp_path), **SMALL, **data))
+    assert capsys.readouterr().out.count("MAC budget:") == 1  # define told it; run applied the rules quietly
     run_cli("search", "--study", "b", "--teacher", teacher_ckpt, "--root", tmp_path, *SMALL_FLAGS,
             "--data", photos, "--eval-data", photos, "--test-data", photos)
     a, b = stored(tmp_path, "a"), stored(tmp_path, "b")
@@ -122,6 +123,11 @@ def test_define_takes_the_command_line_defaults_and_refuses_bad_options(tmp_path
         search.define("s", colour="blue")
     with pytest.raises(ConfigError, match="^study: required"):
         search.define()
+    # the schedule's batch is the default; --batch changes the crops per step, nothing else of the schedule
+    assert spec.training_schedule().batch == 4 and search.api.unresolved("s", batch=1).training_schedule().batch == 1
+    assert search.api.unresolved("s", batch=1).training_schedule().crop == spec.training_schedule().crop
+    with pytest.raises(ConfigError, match="^batch: 0: a step trains on at least one crop"):
+        search.define("s", batch=0)
 
 
 def test_a_stored_spec_of_another_version_loads_typed():

@@ -6,56 +6,29 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import space
 from asymllic.layers import ConvTransBlock, SwinStack, SWAtten, TransformerBlock, WindowAttention, WindowTransformerBlock
-from asymllic.layers.window_attention import shift_seam
 from conftest import ROOT
 
 
-def reference_attention(m: WindowAttention, x: torch.Tensor) -> torch.Tensor:
-    """The explicit math: q k^T * scale + relative-position bias, -inf across the shift seam, softmax, @ v."""
-    b, h, w, c = x.shape
-    ws = m.window
-    ph, pw = (-h) % ws, (-w) % ws
-    if ph or pw:
-        x = F.pad(x, (0, 0, 0, pw, 0, ph))
-    hp, wp = h + ph, w + pw
-    if m.shifted:
-        x = torch.roll(x, shifts=(-(ws // 2), -(ws // 2)), dims=(1, 2))
-    nh, nw = hp // ws, wp // ws
-    tokens = x.reshape(b, nh, ws, nw, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, nh * nw, ws * ws, c)
-    qkv = m.embedding_layer(tokens).reshape(b, nh * nw, ws * ws, 3, m.heads, m.head_dim)
-    q, k, v = qkv.permute(3, 0, 4, 1, 2, 5)
-    sim = torch.matmul(q, k.transpose(-1, -2)) * m.scale
+def bench_module(name: str):
+    """A script of bench/ as a module (the reference implementations the benches time live there)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXPLICIT = bench_module("roofline").explicit_attention  # the explicit math, while active
+
+
+def test_relative_index_is_the_offset_table():
+    """The bias index, worked out apart from the layer: (dy + ws - 1) * (2 ws - 1) + (dx + ws - 1)."""
+    ws = 4
     coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
     rel = coords[:, :, None] - coords[:, None, :] + ws - 1
-    index = rel[0] * (2 * ws - 1) + rel[1]
-    sim = sim + m.relative_position_params.flatten(1)[:, index][:, None]
-    if m.shifted:
-        sim = sim.masked_fill(shift_seam(nh, nw, ws, x.device), float("-inf"))
-    out = torch.matmul(sim.softmax(dim=-1), v)
-    out = m.linear(out.permute(0, 2, 3, 1, 4).reshape(b, nh * nw, ws * ws, c))
-    out = out.reshape(b, nh, nw, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
-    if m.shifted:
-        out = torch.roll(out, shifts=(ws // 2, ws // 2), dims=(1, 2))
-    return out[:, :h, :w] if (ph or pw) else out
-
-
-class _Reference:
-    """Every WindowAttention inside a module computed by ``reference_attention`` while active."""
-
-    def __init__(self, module):
-        self.attns = [m for m in module.modules() if isinstance(m, WindowAttention)]
-
-    def __enter__(self):
-        for m in self.attns:
-            m.forward = lambda x, _m=m: reference_attention(_m, x)
-
-    def __exit__(self, *exc):
-        for m in self.attns:
-            del m.forward
+    assert torch.equal(WindowAttention(32, 8, ws, False).relative_index, rel[0] * (2 * ws - 1) + rel[1])
 
 
 BLOCKS = {
@@ -83,7 +56,7 @@ def test_sdpa_attention_equals_the_explicit_math(block, shifted, size):
     grads = [p.grad.clone() for p in m.parameters()] + [x.grad.clone()]
     m.zero_grad()
     x.grad = None
-    with _Reference(m):
+    with EXPLICIT(m):
         ref = m(x)
         ref.square().sum().backward()
     assert torch.allclose(out, ref, atol=1e-5, rtol=1e-4)
@@ -92,7 +65,7 @@ def test_sdpa_attention_equals_the_explicit_math(block, shifted, size):
     m.eval()
     with torch.no_grad():  # inference keeps its mask between calls; the result stays the same
         a, b = m(x), m(x)
-        with _Reference(m):
+        with EXPLICIT(m):
             r = m(x)
     assert torch.equal(a, b) and torch.allclose(a, r, atol=1e-5, rtol=1e-4)
 
@@ -105,16 +78,13 @@ def test_inference_mask_follows_parameter_updates():
         before = m(x)
         m.relative_position_params.add_(1.0)  # an optimiser step or a loaded checkpoint changes the table
         after = m(x)
-        with _Reference(m):
+        with EXPLICIT(m):
             ref = m(x)
     assert not torch.allclose(before, after) and torch.allclose(after, ref, atol=1e-5, rtol=1e-4)
 
 
 def _reference_counter():
-    spec = importlib.util.spec_from_file_location("bench_counting", ROOT / "bench" / "counting.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.reference_count
+    return bench_module("counting").reference_count
 
 
 @pytest.mark.parametrize("name", ["paper", "hp/slices_2"])
