@@ -1,7 +1,5 @@
-"""``python -m asymllic``: the command line. An entry script, not a module of the library: nothing imports it,
-so it may start the top layer (``asymllic_cli``) without ``asymllic`` depending on it."""
-import sys
+"""``python -m asymllic``: runs the command line, the top layer ``asymllic_cli``, as a program (as ``python -m
+asymllic_cli`` would). It imports nothing of that layer: ``asymllic`` depends only on the layers below it."""
+import runpy
 
-from asymllic_cli import main
-
-sys.exit(main())
+runpy.run_module("asymllic_cli", run_name="__main__", alter_sys=True)

@@ -20,6 +20,7 @@ from space import CodecConfig, ConfigError, config_id, from_dict, teacher_config
 from .errors import CheckpointError
 from .files import copy_file, save_torch
 from .models import ENTROPY_TABLES, LicCodec
+from .models.meta import model_to_load
 
 FORMAT = "asymllic-codec"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
@@ -138,7 +139,7 @@ def load_codec(path: str | Path, device: str | torch.device = "cpu", size: tuple
         from .limits import Limits, check
 
         check(config, size, limits or Limits(), device, what=str(path), decoding=decoding)
-    model = LicCodec(config)
+    model = model_to_load(config)  # no random initial draws: the strict load below overwrites every weight
     load_state(model, state, path)
     if model.gaussian_conditional.quantized_cdf.numel() == 0 or model.entropy_bottleneck._quantized_cdf.numel() == 0:
         model.update(force=True)

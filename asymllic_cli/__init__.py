@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, AsymllicError) as e:
         print(f"asymllic: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a reader that stopped (`| head`): no traceback, nothing more
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # a full disk or a read-only folder (maybe behind a library's error): say where
         from asymllic.files import describe, is_resource_error
 

@@ -34,7 +34,8 @@ def search(study: str, extra: list, trials: int, args) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "asymllic", "search", "--study", study, "--part", args.part, "--schedule",
            args.schedule, "--trials", str(trials), "--steps", str(args.steps), "--sampler", "nsga2", "--seed",
-           str(args.seed), "--teacher", args.teacher, "--root", args.root, "--inherit", args.inherit, *extra]
+           str(args.seed), "--teacher", args.teacher, "--root", args.root, "--inherit", args.inherit,
+           *(["--batch", str(args.batch)] if args.batch else []), *extra]
     log = open(Path(args.root) / f"{study}.log", "a")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -63,6 +64,7 @@ def main(argv=None) -> int:
     p.add_argument("--teacher", required=True)
     p.add_argument("--part", default="synthesis", choices=("synthesis", "hyperprior", "joint"))
     p.add_argument("--schedule", default="cpu")
+    p.add_argument("--batch", type=int, default=None, help="training crops per step (default: the schedule's)")
     p.add_argument("--steps", type=int, default=160, help="steps of a plain candidate, and the top rung")
     p.add_argument("--min-steps", type=int, default=40)
     p.add_argument("--eta", type=int, default=2)

@@ -3,8 +3,8 @@
 Optuna creates its tables when a storage is first opened, with no lock of its own: N workers started
 together on an empty database race to create them, and all but one fail (a duplicate type or table;
 optuna issue 1092). Here the schema is created under a database-wide lock (PostgreSQL's advisory lock,
-MySQL's ``GET_LOCK``), so exactly one process creates it and the others find it done; other dialects
-retry the creation a bounded number of times. A database that cannot be reached, or a role without
+MySQL's ``GET_LOCK``, an exclusive ``flock`` on a SQLite file), so exactly one process creates it and
+the others find it done; other dialects retry the creation a bounded number of times. A database that cannot be reached, or a role without
 rights, is one line naming the URL without its password.
 """
 from __future__ import annotations
@@ -45,7 +45,8 @@ def _reason(e: BaseException) -> str:
 
 def _is_creation_race(e: BaseException) -> bool:
     text = " ".join(str(c) for c in exception_chain(e)).lower()
-    return any(s in text for s in ("already exists", "duplicate key", "uniqueviolation", "duplicate entry"))
+    return any(s in text for s in ("already exists", "duplicate key", "uniqueviolation", "duplicate entry",
+                                   "unique constraint failed"))
 
 
 def _translate(e: Exception, url: str) -> StorageError:
@@ -66,15 +67,37 @@ def _translate(e: Exception, url: str) -> StorageError:
 
 
 @contextmanager
+def _file_lock(path: str):
+    """An exclusive ``flock`` on the SQLite file itself. SQLite locks with ``fcntl`` byte ranges, which
+    on Linux are independent of ``flock``, so this lock orders the schema creators and nothing else."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the bounded retries remain
+        yield
+        return
+    with open(path, "ab") as handle:  # an empty file is an empty SQLite database
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
 def _schema_lock(url: str):
-    """Hold a database-wide lock while the schema is created (PostgreSQL, MySQL); elsewhere nothing."""
+    """Hold a database-wide lock while the schema is created (PostgreSQL, MySQL, a SQLite file)."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     dialect = engine.dialect.name
     if dialect not in ("postgresql", "mysql", "mariadb"):
+        database = engine.url.database
         engine.dispose()
-        yield
+        if dialect == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
+            with _file_lock(database):
+                yield
+        else:
+            yield
         return
     try:
         with engine.connect() as conn:

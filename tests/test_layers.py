@@ -1,9 +1,9 @@
 """The package layers, read from every import statement (module level or inside functions):
 space (plain data) <- asymllic (torch) <- search (Optuna, Ray, plots) <- asymllic_cli (the command line).
 
-One rule, no exemption: a package imports only the layers below it. An entry script (a ``__main__.py``, run by
-``python -m PACKAGE``) is no module of its package: nothing may import it, and it may start the top layer
-(``python -m asymllic`` runs the command line)."""
+One rule, no exemption: a file of a package, its ``__main__.py`` included, imports only the layers below it.
+``python -m asymllic`` runs the top layer as a program (``runpy``), not through an import; nothing imports an
+entry script (``__main__.py``)."""
 import ast
 import subprocess
 import sys
@@ -43,10 +43,8 @@ def _imports(path: Path) -> set:
     return names
 
 
-def _modules(package: str, entry_scripts: bool = False):
-    for path in sorted((ROOT / package).rglob("*.py")):
-        if (path.name == "__main__.py") == entry_scripts:
-            yield path
+def _modules(package: str):
+    yield from sorted((ROOT / package).rglob("*.py"))
 
 
 @pytest.mark.parametrize("package", LAYERS)

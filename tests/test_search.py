@@ -174,6 +174,31 @@ def test_two_worker_processes_share_one_sqlite_study(tmp_path, smoke_teacher):
     assert any(t.state.name == "COMPLETE" for t in finished)  # the first result at rung 0 always goes on
 
 
+def test_workers_opening_a_new_sqlite_study_together_all_succeed(tmp_path):
+    """Optuna creates its tables with no lock of its own; eight openers released at once all get the storage."""
+    import threading
+
+    from search.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    start, errors = threading.Barrier(8), []
+
+    def opener():
+        start.wait()
+        try:
+            open_storage(url)
+        except Exception as e:  # noqa: BLE001 - the assertion below names it
+            errors.append(e)
+
+    threads = [threading.Thread(target=opener) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    optuna.create_study(study_name="r", storage=open_storage(url))  # the schema is whole
+
+
 def test_pareto_mask_is_the_non_dominated_set():
     import pandas as pd
 
