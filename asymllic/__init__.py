@@ -7,7 +7,7 @@ warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", c
 __version__ = "0.1.0"
 
 # the few functions a script needs to use an exported codec, imported (with torch) on first use
-_LAZY = {"load_model": "asymllic.reference", "compress_file": "asymllic.coding", "decompress_file": "asymllic.coding"}
+_LAZY = {"load_model": "asymllic.codec.reference", "compress_file": "asymllic.codec.coding", "decompress_file": "asymllic.codec.coding"}
 
 
 def __getattr__(name: str):

@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
 
 
 def run_compress(args) -> int:
-    from asymllic.coding import compress_file
+    from asymllic.codec.coding import compress_file
     from asymllic.images import image_size
 
     info = compress_file(load_model(args, image_size(args.input)), args.input, args.output)
@@ -42,7 +42,7 @@ def onnx_path(args):
     """The g_s ONNX file of ``decompress --runtime onnx``: --onnx, else the export folder's g_s.onnx."""
     from pathlib import Path
 
-    from asymllic.onnx_runtime import OnnxError
+    from asymllic.codec.onnx_runtime import OnnxError
 
     if args.onnx is not None:
         if args.runtime != "onnx":
@@ -52,24 +52,24 @@ def onnx_path(args):
         return None
     folder = Path(args.model)
     if not folder.is_dir():
-        raise OnnxError("--runtime onnx needs --onnx PATH (a g_s exported with asymllic.onnx_runtime.export_synthesis),"
+        raise OnnxError("--runtime onnx needs --onnx PATH (a g_s exported with asymllic.codec.onnx_runtime.export_synthesis),"
                         " or --model an export folder holding g_s.onnx")
     path = folder / "g_s.onnx"
     if not path.is_file():
         raise OnnxError(f"{folder} has no g_s.onnx: give --onnx PATH, or export it there "
-                        "(asymllic.onnx_runtime.export_synthesis)")
+                        "(asymllic.codec.onnx_runtime.export_synthesis)")
     return path
 
 
 def run_decompress(args) -> int:
-    from asymllic.coding import decompress_file, read_bitstream
+    from asymllic.codec.coding import decompress_file, read_bitstream
 
     bs = read_bitstream(args.input)
     path = onnx_path(args)
     model = load_model(args, (bs.width, bs.height), decoding=True)
     synthesis = None
     if path is not None:
-        from asymllic.onnx_runtime import OnnxSynthesis
+        from asymllic.codec.onnx_runtime import OnnxSynthesis
 
         synthesis = OnnxSynthesis(path, model=model)
     info = decompress_file(model, bs, args.output, synthesis=synthesis)
@@ -78,7 +78,7 @@ def run_decompress(args) -> int:
 
 
 def run_init(args) -> int:
-    from asymllic.checkpoint import new_codec, save_codec
+    from asymllic.codec.checkpoint import new_codec, save_codec
 
     model = new_codec(resolve_config(args.config), seed=args.seed)
     save_codec(model, args.out, {"trained": False, "source": args.config})

@@ -19,7 +19,7 @@ def parse_size(text: str) -> tuple:
 
 def resolve_config(ref: str):
     """Any model reference (preset, config file, checkpoint, export folder) -> its CodecConfig."""
-    from asymllic.reference import resolve_config as resolve
+    from asymllic.codec.reference import resolve_config as resolve
 
     return resolve(ref)
 
@@ -55,6 +55,6 @@ def load_model(args, size: tuple | None = None, decoding: bool = False):
     """The codec of --model; with ``size`` it is refused first if over --max-gmacs/--max-memory."""
     from asymllic.device import pick_device
     from asymllic.limits import Limits
-    from asymllic.reference import load_model as load
+    from asymllic.codec.reference import load_model as load
 
     return load(args.model, pick_device(args.device), size, Limits(args.max_gmacs, args.max_memory), decoding)

@@ -33,7 +33,7 @@ def add_parsers(sub) -> None:
 def run_eval(args) -> int:
     from asymllic.data import resolve
     from asymllic.device import pick_device
-    from asymllic.evaluation import evaluate, merge_points
+    from asymllic.evaluation.evaluate import evaluate, merge_points
     from asymllic.images import image_size
     from asymllic.limits import Limits
 
@@ -45,7 +45,7 @@ def run_eval(args) -> int:
     largest = max(sizes, key=lambda s: s[0] * s[1])  # checked against the limits before each model is built
     limits = Limits(args.max_gmacs, args.max_memory)
     device = pick_device(args.device)
-    from asymllic.reference import load_model
+    from asymllic.codec.reference import load_model
 
     runs = [evaluate(load_model(c, device, largest, limits), images.paths, Path(c).name if Path(c).is_dir() else
                      (Path(c).parent.name or Path(c).stem),
@@ -67,7 +67,7 @@ def run_eval(args) -> int:
 
 def run_bdrate(args) -> int:
     from asymllic.errors import AsymllicError
-    from asymllic.evaluation import bd_rate, load_results
+    from asymllic.evaluation.evaluate import bd_rate, load_results
 
     anchors = list(args.anchor)
     if args.kodak:

@@ -49,12 +49,12 @@ def run_layers(args) -> int:
 
 
 def run_erf(args) -> int:
-    from asymllic.analysis import effective_receptive_field
+    from asymllic.evaluation.analysis import effective_receptive_field
 
     from search.plots import write_figure
     from search.plots.erf import erf_figure
 
-    from asymllic.reference import is_trained, load_model
+    from asymllic.codec.reference import is_trained, load_model
 
     model, trained = load_model(args.model), is_trained(args.model)
     label = f"{Path(args.model).name} (trained)" if trained else f"{args.model} (random init)"

@@ -23,9 +23,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import space  # noqa: E402
-from asymllic.bitstream import unpack  # noqa: E402
-from asymllic.checkpoint import new_codec  # noqa: E402
-from asymllic.coding import compress  # noqa: E402
+from asymllic.codec.bitstream import unpack  # noqa: E402
+from asymllic.codec.checkpoint import new_codec  # noqa: E402
+from asymllic.codec.coding import compress  # noqa: E402
 from asymllic.complexity import count  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def best_of(fn, repeats: int) -> float:
 @torch.no_grad()
 def measure(name: str, x: torch.Tensor, repeats: int) -> dict:
     from asymllic.images import pad_to
-    from asymllic.latency import decode_networks
+    from asymllic.evaluation.latency import decode_networks
 
     model = new_codec(space.get_preset(name))
     data = compress(model, x)

@@ -1,5 +1,5 @@
 """Do MACs rank decoders the way decode time does? Sampled synthesis decoders (and the presets), each
-counted (exact and thop MACs) and timed (``asymllic.latency.decode_latency``: hyper-synthesis, slice
+counted (exact and thop MACs) and timed (``asymllic.evaluation.latency.decode_latency``: hyper-synthesis, slice
 networks and g_s at 768x512), then the rank correlations and the candidates whose ranks differ most.
 
     python bench/macs_vs_latency.py [--n 20] [--threads 2] [--repeats 3] [--size 768x512] [--seed 0]
@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import space  # noqa: E402
 from asymllic.complexity import count  # noqa: E402
-from asymllic.latency import decode_latency  # noqa: E402
+from asymllic.evaluation.latency import decode_latency  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,7 @@
 
     python bench/onnx_decode.py [--presets teacher paper] [--threads 2] [--repeats 5] [--warmup 2]
 
-For each preset: g_s is exported to ONNX (asymllic.onnx_runtime.export_synthesis, the default exporter), the
+For each preset: g_s is exported to ONNX (asymllic.codec.onnx_runtime.export_synthesis, the default exporter), the
 latents of a 768x512 photo are computed once, then torch's g_s and onnxruntime's (CPUExecutionProvider) decode
 them alternately with the same number of intra-op threads, after warm-up runs. Reported: median and best of the
 timed runs, the ratio torch / onnxruntime (> 1: onnxruntime is faster) and the largest difference of the
@@ -24,9 +24,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import space  # noqa: E402
-from asymllic.checkpoint import new_codec  # noqa: E402
+from asymllic.codec.checkpoint import new_codec  # noqa: E402
 from asymllic.images import pad_to  # noqa: E402
-from asymllic.onnx_runtime import OnnxSynthesis, export_synthesis  # noqa: E402
+from asymllic.codec.onnx_runtime import OnnxSynthesis, export_synthesis  # noqa: E402
 
 SIZE = (768, 512)
 

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 import space  # noqa: E402
 from asymllic.data import Batches, ImageSet, resolve  # noqa: E402
-from asymllic.metrics import distortion_loss, rd_loss  # noqa: E402
+from asymllic.evaluation.metrics import distortion_loss, rd_loss  # noqa: E402
 from asymllic.models import HYPERPRIOR_PARTS, LicCodec  # noqa: E402
 from asymllic.training.latents import (CacheWriter, FrozenOnTheFly, LatentCache, bytes_per_crop,  # noqa: E402
                                        latent_cache)

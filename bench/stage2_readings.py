@@ -33,10 +33,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import pandas as pd
 
-    from asymllic.checkpoint import load_codec
+    from asymllic.codec.checkpoint import load_codec
     from asymllic.data import resolve
-    from asymllic.evaluation import evaluate
-    from asymllic.reference import resolve_config
+    from asymllic.evaluation.evaluate import evaluate
+    from asymllic.codec.reference import resolve_config
     from asymllic.training import StageRun, combine, get_schedule, train_stage1, train_stage2
     from search.candidate import rd_cost
 

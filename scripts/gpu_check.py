@@ -237,8 +237,8 @@ class Check:
 
     def cross(self) -> dict:
         """Encode on the device; decode on it and on the CPU; compare."""
-        from asymllic.checkpoint import load_codec
-        from asymllic.coding import compress, decompress
+        from asymllic.codec.checkpoint import load_codec
+        from asymllic.codec.coding import compress, decompress
         from asymllic.data import resolve
         from asymllic.images import read_image, to_uint8
 
@@ -278,7 +278,7 @@ class Check:
         the step's MACs from the project's counter). ``layout``: eager, channels_last or compile."""
         def fn():
             from asymllic.device import DTYPES, autocast
-            from asymllic.metrics import distortion_loss, rd_loss
+            from asymllic.evaluation.metrics import distortion_loss, rd_loss
             from asymllic.models import LicCodec
             from asymllic.training.throughput import matmul_tflops, median_seconds, step_gmacs, time_steps
 
@@ -324,9 +324,9 @@ class Check:
 
     def evaluate(self) -> dict:
         """The combined codec on the bundled held-out photos, as large as the search schedule evaluates them."""
-        from asymllic.checkpoint import load_codec
+        from asymllic.codec.checkpoint import load_codec
         from asymllic.data import resolve
-        from asymllic.evaluation import evaluate
+        from asymllic.evaluation.evaluate import evaluate
 
         r = evaluate(load_codec(self.combined(), self.device), resolve(None, "eval").paths, "combined",
                      max_side=get_schedule(self.args.search_schedule).eval_max_side, progress=False)["results"]

@@ -79,7 +79,7 @@ def resolve(spec: SearchSpec, say: Callable = print) -> SearchSpec:
         from asymllic.device import pick_device, pick_precision
 
         pick_precision(spec.precision, pick_device(spec.device))
-    from asymllic.reference import resolve_config
+    from asymllic.codec.reference import resolve_config
 
     resolve_config(spec.teacher)  # not a model: one line now, before the study is touched
     if spec.mac_budget == "teacher":

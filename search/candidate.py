@@ -33,10 +33,10 @@ def _complexity(cfg: space.CodecConfig, size: tuple) -> dict:
 
 def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path, progress: bool = False) -> dict:
     """Stage 1 (synthesis), stage 2 (hyperprior) or both + combine (joint); then evaluate on held-out photos."""
-    from asymllic.checkpoint import load_codec
+    from asymllic.codec.checkpoint import load_codec
     from asymllic.data import resolve
     from asymllic.errors import AsymllicError
-    from asymllic.evaluation import evaluate
+    from asymllic.evaluation.evaluate import evaluate
     from asymllic.training import StageRun, combine, train_stage1, train_stage2
 
     if not spec.teacher:
@@ -99,7 +99,7 @@ def rd_cost(mse: float, bpp: float, lmbda: float) -> float:
 def base_config(spec: SearchSpec) -> space.CodecConfig:
     """The codec the searched part is swapped into: the teacher's config (any model reference) or TCM-small."""
     if spec.teacher:
-        from asymllic.reference import resolve_config
+        from asymllic.codec.reference import resolve_config
 
         return resolve_config(spec.teacher)
     return space.teacher_config(64)

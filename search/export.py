@@ -290,7 +290,7 @@ def export(df: pd.DataFrame, spec: SearchSpec | dict, out_root: Path, top: int |
            budget: float | None = None, include_references: bool = False, onnx: bool = False) -> list:
     """Write each pick (see :func:`pick`) to ``out_root/<config id>/``, with ``onnx`` also ``g_s.onnx`` checked
     against torch on a photo; returns :class:`Exported` records."""
-    from asymllic.checkpoint import save_self_contained
+    from asymllic.codec.checkpoint import save_self_contained
 
     written = []
     spec = _typed(spec)
@@ -306,8 +306,8 @@ def export(df: pd.DataFrame, spec: SearchSpec | dict, out_root: Path, top: int |
         save_self_contained(src, folder / "codec.pt")  # a trial's checkpoint may read its teacher; an export never
         check = None
         if onnx:
-            from asymllic.checkpoint import load_codec
-            from asymllic.onnx_runtime import check_synthesis, export_synthesis
+            from asymllic.codec.checkpoint import load_codec
+            from asymllic.codec.onnx_runtime import check_synthesis, export_synthesis
 
             model = load_codec(folder / "codec.pt")
             check = check_synthesis(model, export_synthesis(model, folder / "g_s.onnx"))

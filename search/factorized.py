@@ -34,9 +34,9 @@ def measure(pairs: pd.DataFrame, out_dir, eval_data=None, max_side: int = 0, top
     """Combine the ``top`` cheapest joint-front pairs into codecs and evaluate them on held-out photos."""
     from pathlib import Path
 
-    from asymllic.checkpoint import load_codec
+    from asymllic.codec.checkpoint import load_codec
     from asymllic.data import resolve
-    from asymllic.evaluation import evaluate
+    from asymllic.evaluation.evaluate import evaluate
     from asymllic.training import combine
 
     images = resolve(eval_data or "bundled", "eval").paths

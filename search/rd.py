@@ -57,7 +57,7 @@ def _lambda_in_name(path: Path) -> float | None:
 def teacher_lambda(teacher: str | Path, given: float | None = None) -> float:
     """The lambda ``teacher`` was trained for: ``given``, else its checkpoint's meta ``lmbda``, else a TCM lambda
     in its file name; none of these is a one-line error."""
-    from asymllic.checkpoint import read_checkpoint
+    from asymllic.codec.checkpoint import read_checkpoint
 
     path = Path(teacher)
     if given is not None:
@@ -81,7 +81,7 @@ def teacher_lambda(teacher: str | Path, given: float | None = None) -> float:
 def teachers_by_lambda(teachers, lmbdas: Sequence | None = None) -> list:
     """[(lambda, teacher checkpoint)] sorted by lambda; a teacher that is not a checkpoint, a missing file, a
     teacher without lambda or two teachers of one lambda are one-line errors."""
-    from asymllic.reference import checkpoint_file
+    from asymllic.codec.reference import checkpoint_file
 
     teachers = [teachers] if isinstance(teachers, (str, Path)) else list(teachers)
     if not teachers:
@@ -109,7 +109,7 @@ def decoder_config(decoder) -> space.CodecConfig:
     else is a one-line error."""
     if isinstance(decoder, space.CodecConfig):
         return decoder
-    from asymllic.reference import resolve_config
+    from asymllic.codec.reference import resolve_config
 
     return resolve_config(decoder)
 
@@ -156,7 +156,7 @@ def bd_row(test: dict, anchor: dict, metric: str = "psnr-rgb") -> dict:
     curves that do not overlap) is nan with the reason in ``note``."""
     import warnings
 
-    from asymllic.evaluation import bd_rate
+    from asymllic.evaluation.evaluate import bd_rate
 
     row = {"test": test.get("name"), "anchor": anchor.get("name"), "bd_rate_pct": math.nan, "bd_psnr_db": math.nan,
            "note": ""}
@@ -214,11 +214,11 @@ def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opt
           progress: bool = False) -> dict:
     """One lambda: train (or read back) the decoder on ``teacher`` and evaluate it and the teacher on the test
     photos; returns ``{"key", "decoder", "teacher"}`` (CompressAI one-point results, with ``lmbda``)."""
-    from asymllic.checkpoint import load_codec
+    from asymllic.codec.checkpoint import load_codec
     from asymllic.data import resolve
-    from asymllic.evaluation import evaluate
+    from asymllic.evaluation.evaluate import evaluate
     from asymllic.files import write_text
-    from asymllic.reference import load_model
+    from asymllic.codec.reference import load_model
     from asymllic.training import CODEC_FILE, StageRun, combine, train_stage1, train_stage2
 
     from .candidate import drop_resume_state
@@ -296,7 +296,7 @@ def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequ
     curve and ``anchors`` (CompressAI-format JSON files, dicts or Kodak anchor names), with BD-rate and BD-PSNR.
     ``steps``: each stage's steps, ``batch`` its crops per step (default: the schedule's). Finished lambdas are
     read back, not retrained."""
-    from asymllic.evaluation import merge_points
+    from asymllic.evaluation.evaluate import merge_points
     from asymllic.files import write_text
     from asymllic.training import get_schedule
 

@@ -92,7 +92,7 @@ def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path, evaluat
         record.status, record.reason = INFEASIBLE, f"decoder {gmacs:.2f} GMACs > budget {spec.mac_budget:.2f} GMACs"
         return record
     if spec.objective == "latency" or spec.latency_budget is not None:  # measured before any training step
-        from asymllic.latency import decode_latency
+        from asymllic.evaluation.latency import decode_latency
 
         record.figures.update(decode_latency(cfg, spec.size, spec.latency_device, spec.latency_threads,
                                              spec.latency_repeats))

@@ -38,7 +38,7 @@ def photo_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def teacher_ckpt(tmp_path_factory) -> Path:
     import space
-    from asymllic.checkpoint import new_codec, save_codec
+    from asymllic.codec.checkpoint import new_codec, save_codec
 
     path = tmp_path_factory.mktemp("ckpt") / "teacher.pt"
     save_codec(new_codec(space.teacher_config(64), seed=0), path)

@@ -7,9 +7,9 @@ import sys
 import zlib
 from collections import Counter
 
-from asymllic.bitstream import _LEN
-from asymllic.checkpoint import load_codec
-from asymllic.coding import decompress
+from asymllic.codec.bitstream import _LEN
+from asymllic.codec.checkpoint import load_codec
+from asymllic.codec.coding import decompress
 from asymllic.errors import BitstreamError
 
 

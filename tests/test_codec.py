@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 import space
-from asymllic.bitstream import Bitstream, pack, unpack
-from asymllic.checkpoint import load_codec, new_codec, save_codec, weights_digest
-from asymllic.coding import compress, decompress, reconstruct
+from asymllic.codec.bitstream import Bitstream, pack, unpack
+from asymllic.codec.checkpoint import load_codec, new_codec, save_codec, weights_digest
+from asymllic.codec.coding import compress, decompress, reconstruct
 from asymllic.errors import BitstreamError
 from asymllic.images import read_image, to_uint8
 from conftest import run_cli

@@ -52,7 +52,7 @@ def calls(log: Path) -> list:
 @pytest.fixture(scope="module")
 def untrained_teacher(tmp_path_factory) -> str:
     """A TCM-small checkpoint with seeded weights and a lambda in its meta (no training: instant)."""
-    from asymllic.checkpoint import new_codec, save_codec
+    from asymllic.codec.checkpoint import new_codec, save_codec
 
     path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
     save_codec(new_codec(space.teacher_config(64), seed=0), path, meta={"lmbda": 0.0067})

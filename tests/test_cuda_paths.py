@@ -9,11 +9,11 @@ import torch
 
 import space
 from asymllic import device as dev
-from asymllic.checkpoint import new_codec
-from asymllic.coding import compress, decompress, reconstruct
+from asymllic.codec.checkpoint import new_codec
+from asymllic.codec.coding import compress, decompress, reconstruct
 from asymllic.errors import BitstreamError
 from asymllic.images import pad_to, read_image
-from asymllic.metrics import distortion_loss, rd_loss
+from asymllic.evaluation.metrics import distortion_loss, rd_loss
 from asymllic.models.meta import meta_model
 
 
@@ -137,7 +137,7 @@ def test_coding_through_a_separate_entropy_model_gives_the_same_bytes(codec_and_
 
 def test_the_timed_decode_is_the_decode(codec_and_photo, monkeypatch):
     """latency.decode_networks runs decompress's networks, with its scale indexes built from a real table."""
-    from asymllic import latency
+    from asymllic.evaluation import latency
     from compressai.entropy_models import GaussianConditional
 
     model, x = codec_and_photo

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import space
-from asymllic.checkpoint import new_codec
-from asymllic.coding import compress, decompress, reconstruct
+from asymllic.codec.checkpoint import new_codec
+from asymllic.codec.coding import compress, decompress, reconstruct
 from asymllic.complexity import count
 from asymllic.images import read_image, to_uint8
 from asymllic.models import build_synthesis

@@ -5,7 +5,7 @@ import sys
 from PIL import Image
 
 import space
-from asymllic.checkpoint import new_codec, save_codec
+from asymllic.codec.checkpoint import new_codec, save_codec
 from conftest import ROOT, photo, run_cli
 
 CASES = 1200

@@ -1,5 +1,5 @@
 """Every command that takes a model takes the same references, resolved by one function
-(asymllic.reference): a preset name, a config file, one of our checkpoints, an official LIC_TCM
+(asymllic.codec.reference): a preset name, a config file, one of our checkpoints, an official LIC_TCM
 .pth.tar, or an export folder."""
 import json
 import shutil
@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import space
-from asymllic.checkpoint import new_codec, save_codec
+from asymllic.codec.checkpoint import new_codec, save_codec
 from conftest import photo, run_cli
 from search.candidate import base_config
 from search.spec import SearchSpec

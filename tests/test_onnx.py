@@ -19,8 +19,8 @@ MAX_LEVELS = 1  # max difference in uint8 levels
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """preset -> (model, g_s.onnx), exported once per preset with the default exporter."""
-    from asymllic.onnx_runtime import export_synthesis
-    from asymllic.reference import load_model
+    from asymllic.codec.onnx_runtime import export_synthesis
+    from asymllic.codec.reference import load_model
 
     cache = {}
 
@@ -55,7 +55,7 @@ def one_line_error(proc, *phrases) -> str:
 def test_export_has_dynamic_batch_height_width(exported, preset):
     import onnx
 
-    from asymllic.onnx_runtime import read_metadata, synthesis_json
+    from asymllic.codec.onnx_runtime import read_metadata, synthesis_json
 
     model, path = exported(preset)
     graph = onnx.load(path).graph
@@ -68,7 +68,7 @@ def test_export_has_dynamic_batch_height_width(exported, preset):
 
 @pytest.mark.parametrize("preset", ["paper", "teacher"])
 def test_onnxruntime_matches_torch_at_another_size(exported, preset, photo_path):
-    from asymllic.onnx_runtime import EXPORT_LATENT, OnnxSynthesis, check_synthesis
+    from asymllic.codec.onnx_runtime import EXPORT_LATENT, OnnxSynthesis, check_synthesis
 
     model, path = exported(preset)
     # the photo: 200x136 padded to 256x256 -> 16x16 latents, the graph was traced on 8x8
@@ -87,8 +87,8 @@ def test_onnxruntime_matches_torch_at_another_size(exported, preset, photo_path)
 
 
 def test_torchscript_exporter_is_dynamic_too(tmp_path, photo_path):
-    from asymllic.onnx_runtime import check_synthesis, export_synthesis
-    from asymllic.reference import load_model
+    from asymllic.codec.onnx_runtime import check_synthesis, export_synthesis
+    from asymllic.codec.reference import load_model
 
     model = load_model("teacher", "cpu")
     path = export_synthesis(model, tmp_path / "g_s.onnx", exporter="torchscript")
@@ -98,9 +98,9 @@ def test_torchscript_exporter_is_dynamic_too(tmp_path, photo_path):
 
 
 def test_decompress_with_onnx_synthesis_decodes_the_same_latents(exported, teacher_alic):
-    from asymllic.coding import decompress
+    from asymllic.codec.coding import decompress
     from asymllic.images import to_uint8
-    from asymllic.onnx_runtime import OnnxSynthesis
+    from asymllic.codec.onnx_runtime import OnnxSynthesis
 
     model, path = exported("teacher")
     data = teacher_alic.read_bytes()
@@ -123,10 +123,10 @@ def test_decompress_with_onnx_synthesis_decodes_the_same_latents(exported, teach
 
 def test_cli_decompress_runtime_onnx(exported, teacher_alic, photo_path, tmp_path, monkeypatch):
     import space
-    from asymllic.checkpoint import save_codec
-    from asymllic.coding import decompress
+    from asymllic.codec.checkpoint import save_codec
+    from asymllic.codec.coding import decompress
     from asymllic.images import pad_to, read_image, to_uint8
-    from asymllic.onnx_runtime import OnnxSynthesis
+    from asymllic.codec.onnx_runtime import OnnxSynthesis
 
     model, path = exported("teacher")
     calls = []
@@ -202,7 +202,7 @@ def test_cli_bad_onnx_files_are_one_line_errors(exported, teacher_alic, photo_pa
 
 def test_cli_onnx_path_errors(teacher_alic, tmp_path):
     import space
-    from asymllic.checkpoint import new_codec, save_codec
+    from asymllic.codec.checkpoint import new_codec, save_codec
 
     proc = run_cli("decompress", teacher_alic, tmp_path / "a.png", "--model", "teacher", "--runtime", "onnx", check=False)
     one_line_error(proc, "--runtime onnx needs --onnx PATH")
@@ -218,8 +218,8 @@ def test_cli_onnx_path_errors(teacher_alic, tmp_path):
 
 
 def test_other_weights_and_unaligned_latents_are_refused(exported):
-    from asymllic.onnx_runtime import OnnxError, OnnxSynthesis
-    from asymllic.reference import load_model
+    from asymllic.codec.onnx_runtime import OnnxError, OnnxSynthesis
+    from asymllic.codec.reference import load_model
 
     model, path = exported("teacher")
     with pytest.raises(OnnxError, match="same g_s config but other weights"):
@@ -239,7 +239,7 @@ def test_export_with_onnx_writes_a_checked_g_s_that_decompress_uses(tmp_path, ph
     import pandas as pd
 
     import space
-    from asymllic.checkpoint import new_codec, save_codec
+    from asymllic.codec.checkpoint import new_codec, save_codec
     from search.export import export
 
     cfg = space.get_preset("paper")

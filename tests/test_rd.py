@@ -18,7 +18,7 @@ from search.rd import (BD_CSV, DECODER_JSON, POINT_FILE, TEACHER_JSON, bd_psnr, 
 def teachers(tmp_path_factory) -> list:
     """Two TCM-small teachers (seeded, untrained: instant): one with its lambda in its meta, one with a TCM
     lambda in its file name only, as LIC_TCM's checkpoints have."""
-    from asymllic.checkpoint import new_codec, save_codec
+    from asymllic.codec.checkpoint import new_codec, save_codec
 
     d = tmp_path_factory.mktemp("teachers")
     a, b = d / "ours.pt", d / "mse_0.013.pth.tar"
@@ -119,7 +119,7 @@ def test_rd_curve_at_the_smoke_schedule_and_resume(teachers, images, tmp_path, m
     assert [t.name for t in fig.data] == ["paper", "teacher", "VTM"] and fig.data[2].line.dash == "dash"
     assert list(fig.data[0].text) == [f"lambda {v:g}" for v in res.decoder["results"]["lmbda"]]
     # each lambda's combined codec is a real codec of the decoder's config, trained on that teacher
-    from asymllic.checkpoint import load_codec
+    from asymllic.codec.checkpoint import load_codec
 
     for lam in (0.0035, 0.013):
         codec = load_codec(lambda_folder(out, lam) / "codec.pt")

@@ -258,7 +258,7 @@ def test_factorized_fronts_combine_into_real_codecs(tmp_path, smoke_teacher):
 
 
 def test_latency_objective_measures_before_training_and_prunes_over_budget(tmp_path, smoke_teacher, backend):
-    from asymllic.latency import decode_latency
+    from asymllic.evaluation.latency import decode_latency
 
     size = (256, 256)
     # medians of 3: one decode on a loaded machine (CI beside other jobs) once put the paper's decoder over the

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import space
-from asymllic.checkpoint import load_codec
+from asymllic.codec.checkpoint import load_codec
 from asymllic.errors import CheckpointError
 from asymllic.models.meta import meta_model
 from conftest import ANCHORS
@@ -60,7 +60,7 @@ def test_pickle_with_code_is_refused(tmp_path):
 
 
 def test_wrong_architecture_names_the_keys(tmp_path):
-    from asymllic.checkpoint import new_codec, save_codec
+    from asymllic.codec.checkpoint import new_codec, save_codec
 
     save_codec(new_codec(space.get_preset("paper")), tmp_path / "paper.pt")
     obj = torch.load(tmp_path / "paper.pt", weights_only=True)

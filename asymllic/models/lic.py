@@ -129,7 +129,7 @@ class LicCodec(CompressionModel):
 
     # --- entropy coding ----------------------------------------------------------------------
     # The entropy-parameter path (z_hat -> h_s -> slice networks -> scale indexes) must compute the same indexes
-    # when encoding and when decoding, or the rANS decoder loses sync. ``asymllic.coding`` runs it on the CPU
+    # when encoding and when decoding, or the rANS decoder loses sync. ``asymllic.codec.coding`` runs it on the CPU
     # (``entropy``: a CPU copy of this model) whatever device g_a and g_s use, and checks a CRC-32 of the symbols.
     def latent_slices(self, z_hat: torch.Tensor, symbols_of) -> torch.Tensor:
         """y_hat from z_hat, slice by slice, in the order both coders follow: ``symbols_of(i, mu, indexes)`` gives
@@ -181,7 +181,7 @@ class LicCodec(CompressionModel):
 
     @torch.no_grad()
     def decompress(self, strings: list, shape, synthesis=None, entropy: "LicCodec | None" = None) -> dict:
-        """``synthesis``: a callable y_hat -> x_hat run instead of ``g_s`` (e.g. ``asymllic.onnx_runtime.OnnxSynthesis``);
+        """``synthesis``: a callable y_hat -> x_hat run instead of ``g_s`` (e.g. ``asymllic.codec.onnx_runtime.OnnxSynthesis``);
         ``entropy``: as in ``compress``. Returns x_hat and the CRC-32 of the decoded symbols."""
         y_hat, crc = (entropy or self).decompress_latents(strings, shape)
         place = next(self.g_s.parameters()).device

@@ -1,6 +1,6 @@
+from .inherit import INHERIT, inherit
 from .loop import TrainingDiverged
 from .schedules import SCHEDULES, Schedule, get_schedule
-from .inherit import INHERIT, inherit
 from .stages import CODEC_FILE, StageRun, combine, train_stage1, train_stage2, train_teacher
 
 __all__ = ["CODEC_FILE", "INHERIT", "SCHEDULES", "Schedule", "StageRun", "TrainingDiverged", "combine", "get_schedule",

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from space import LATENT_CHANNELS
 
-from ..checkpoint import weights_digest
+from ..codec.checkpoint import weights_digest
 from ..data import Batches, ImageSet
 from ..device import fp32
 from ..files import write_text

@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 from space import CodecConfig, config_id
 
-from ..checkpoint import base_of, load_codec, save_codec
-from ..reference import checkpoint_file, load_model
+from ..codec.checkpoint import base_of, load_codec, save_codec
+from ..codec.reference import checkpoint_file, load_model
 from ..data import Batches, resolve
 from ..device import pick_device, pick_precision, prepare, with_index
 from ..errors import AsymllicError
-from ..metrics import distortion_loss, rd_loss
+from ..evaluation.metrics import distortion_loss, rd_loss
 from ..models import ENTROPY_TABLES, HYPERPRIOR_PARTS, LicCodec
 from ..options import RunOptions
 from .inherit import check_mode, inherit

@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 from space import CodecConfig, ConfigError, config_id, from_dict, teacher_config, to_dict
 
-from .errors import CheckpointError
-from .files import copy_file, save_torch
-from .models import ENTROPY_TABLES, LicCodec
-from .models.meta import model_to_load
+from ..errors import CheckpointError
+from ..files import copy_file, save_torch
+from ..models import ENTROPY_TABLES, LicCodec
+from ..models.meta import model_to_load
 
 FORMAT = "asymllic-codec"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
@@ -136,7 +136,7 @@ def load_codec(path: str | Path, device: str | torch.device = "cpu", size: tuple
     obj = read_checkpoint(path)
     config, state = config_and_state(obj, path)
     if size is not None:
-        from .limits import Limits, check
+        from ..limits import Limits, check
 
         check(config, size, limits or Limits(), device, what=str(path), decoding=decoding)
     model = model_to_load(config)  # no random initial draws: the strict load below overwrites every weight

@@ -4,7 +4,7 @@
   (N, 3, 16h, 16w); batch, height and width dynamic), with the synthesis config and a digest of g_s's weights
   in the file's metadata.
 - ``OnnxSynthesis(path, threads, model=...)``: a callable y_hat -> x_hat (torch tensors) on an onnxruntime
-  CPU session, checked against the model before anything runs; ``asymllic.coding.decompress(model, data,
+  CPU session, checked against the model before anything runs; ``asymllic.codec.coding.decompress(model, data,
   synthesis=...)`` uses it in place of the torch g_s.
 - ``check_synthesis(model, path)``: torch's g_s and onnxruntime's on the latents of a real photo, compared.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .errors import AsymllicError
+from ..errors import AsymllicError
 
 INPUT, OUTPUT = "y_hat", "x_hat"
 STRIDE = 16  # g_s upsamples y_hat by 16
@@ -123,7 +123,7 @@ def export_synthesis(model, path: str | Path, opset: int = DEFAULT_OPSET, export
     traced on y_hat of size ``latent`` (h, w), a multiple of ``latent_multiple``, and runs at any such size."""
     import onnx
 
-    from .files import write_bytes
+    from ..files import write_bytes
 
     if exporter not in EXPORTERS:
         raise OnnxError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
@@ -199,7 +199,7 @@ def _check_signature(path: Path, proto) -> None:
     x_in, x_out = inputs[0], graph.output[0]
     if (x_in.name, x_out.name) != (INPUT, OUTPUT):
         raise OnnxError(f"{path}: not a synthesis decoder: input {x_in.name!r} and output {x_out.name!r}, expected "
-                        f"{INPUT!r} and {OUTPUT!r} (export it with asymllic.onnx_runtime.export_synthesis)")
+                        f"{INPUT!r} and {OUTPUT!r} (export it with asymllic.codec.onnx_runtime.export_synthesis)")
     for v in (x_in, x_out):
         if v.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
             kind = onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type)
@@ -328,9 +328,9 @@ def check_synthesis(model, onnx_path: str | Path, image: str | Path | None = Non
     Returns the image and latent sizes, ``max_abs`` (max |x_torch - x_onnx| on the decoded [0, 1] images),
     ``max_abs_raw`` (before clamping), ``max_levels`` (max difference in uint8 levels, as written to a PNG),
     ``psnr_torch`` and ``psnr_onnx`` against the photo, and ``psnr_diff_db`` (onnx - torch)."""
-    from .data import bundled
-    from .images import pad_to, read_image, to_uint8
-    from .metrics import psnr
+    from ..data import bundled
+    from ..images import pad_to, read_image, to_uint8
+    from ..evaluation.metrics import psnr
 
     image = Path(image) if image is not None else bundled("eval")[0]
     synthesis = OnnxSynthesis(onnx_path, threads, model=model)

@@ -1,6 +1,6 @@
 """Measured decode time of a decoder config on a target: what MACs stand in for.
 
-The decoder side of decoding an image as ``asymllic.coding.decompress`` runs it: the hyper-synthesis and the
+The decoder side of decoding an image as ``asymllic.codec.coding.decompress`` runs it: the hyper-synthesis and the
 slice networks with their scale-table indexes (built by ``update()``: without tables there are no indexes to
 build) on the CPU, where decoding computes them, and g_s on the target device. Timed at one size (768x512 by
 default) on a device (``cpu`` with a thread count, or ``cuda`` timed with CUDA events on that device), median
@@ -17,9 +17,9 @@ from contextlib import contextmanager
 import torch
 from space import HYPER_CHANNELS, LATENT_CHANNELS, CodecConfig
 
-from .coding import entropy_model
-from .device import exact_kernels, pick_device, with_index
-from .models import LicCodec
+from ..codec.coding import entropy_model
+from ..device import exact_kernels, pick_device, with_index
+from ..models import LicCodec
 
 
 @contextmanager

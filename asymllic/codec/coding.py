@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 from space import config_id
 
+from ..device import exact_kernels
+from ..errors import BitstreamError
+from ..files import write_bytes
+from ..images import pad_to, read_image, write_image
+from ..models import LicCodec
 from .bitstream import Bitstream, pack, unpack
 from .checkpoint import weights_digest
-from .device import exact_kernels
-from .errors import BitstreamError
-from .files import write_bytes
-from .images import pad_to, read_image, write_image
-from .models import LicCodec
 
 
 ENTROPY_DEVICE = torch.device("cpu")
@@ -80,7 +80,7 @@ def decompress(model: LicCodec, data: bytes | Bitstream, synthesis=None) -> torc
     """.alic bytes (or their unpacked Bitstream) -> (1, 3, H, W) in [0, 1], after the header, CRC and model checks.
 
     ``synthesis``: a callable y_hat -> x_hat that replaces the final ``model.g_s`` call only (e.g.
-    ``asymllic.onnx_runtime.OnnxSynthesis``); the entropy decoding and the hyperprior path, which decide the
+    ``asymllic.codec.onnx_runtime.OnnxSynthesis``); the entropy decoding and the hyperprior path, which decide the
     rANS decoder's scale indexes, run in torch as the encoder did."""
     bs = data if isinstance(data, Bitstream) else unpack(data)
     check_model(model, bs)

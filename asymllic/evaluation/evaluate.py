@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .bitstream import unpack
-from .coding import compress, decompress
-from .images import pad_to, read_image
+from ..codec.bitstream import unpack
+from ..codec.coding import compress, decompress
+from ..images import pad_to, read_image
+from ..models import LicCodec
 from .metrics import bpp_from_likelihoods, ms_ssim, psnr
-from .models import LicCodec
 
 METRICS = ("psnr-rgb", "ms-ssim-rgb", "bpp", "file_bpp", "estimated_bpp", "encoding_time", "decoding_time", "mse")
 

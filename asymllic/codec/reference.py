@@ -13,8 +13,8 @@ from pathlib import Path
 
 import space
 
+from ..errors import CheckpointError
 from .checkpoint import CHECKPOINT_SUFFIXES, config_of, load_codec, new_codec, read_checkpoint
-from .errors import CheckpointError
 
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -64,7 +64,7 @@ def load_model(ref: str | Path, device="cpu", size: tuple | None = None, limits=
         return load_codec(ckpt, device, size, limits, decoding)
     config = resolve_config(ref)
     if size is not None:
-        from .limits import Limits, check
+        from ..limits import Limits, check
 
         check(config, size, limits or Limits(), device, what=str(ref), decoding=decoding)
     return new_codec(config, seed=seed).to(device)

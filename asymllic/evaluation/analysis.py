@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from space import LATENT_CHANNELS
 
-from .models import LicCodec
+from ..models import LicCodec
 
 
 def effective_receptive_field(model: LicCodec, latent_hw: tuple = (16, 16), samples: int = 4, seed: int = 0) -> np.ndarray:

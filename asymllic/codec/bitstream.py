@@ -29,7 +29,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from .errors import BitstreamError
+from ..errors import BitstreamError
 
 MAGIC = b"ALIC"
 VERSION = 2

@@ -1,0 +1,1 @@
+"""Evaluation: RD points on an image set, metrics, decode latency, receptive fields."""
