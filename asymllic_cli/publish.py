@@ -49,6 +49,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: one lambda after another here; ray: all lambdas at once as Ray tasks")
+    p.add_argument("--ray-address", default=None, help="with --backend ray: a running cluster (default: a local Ray)")
+    p.add_argument("--gpus-per-point", type=float, default=None,
+                   help="with --backend ray: GPUs each lambda reserves (default: 1 where the cluster has GPUs)")
     p.add_argument("--png", action="store_true", help="also write rd.png (needs Chromium)")
     p.set_defaults(run=run_rd)
 
@@ -78,7 +83,9 @@ def run_rd(args) -> int:
 
     result = rd_curve(args.decoder, args.teachers, args.lmbdas, anchors=args.anchor, schedule=args.schedule,
                       steps=args.steps, batch=args.batch, data=args.data, test_data=args.test_data, out=args.out, root=args.root,
-                      name=args.name, seed=args.seed, device=args.device, precision=args.precision, png=args.png)
+                      name=args.name, seed=args.seed, device=args.device, precision=args.precision,
+                      backend=args.backend, ray_address=args.ray_address, gpus_per_point=args.gpus_per_point,
+                      png=args.png)
     with pd.option_context("display.width", 200):
         print(result.bd.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for path in result.files:

@@ -77,7 +77,8 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
     from search.optuna_backend import open_study
     from search.spec import SearchSpec
-    from search.table import hypervolume, minimised, pareto_mask
+    from search.pareto import hypervolume
+    from search.table import minimised, pareto_mask
 
     budget = args.budget_steps or 8 * args.steps
     arms = {"plain NSGA-II": ("plain", [], args.steps),

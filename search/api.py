@@ -22,7 +22,7 @@ from typing import Callable
 
 from asymllic import options as _options
 
-from .spec import SearchSpec, StudyRef, read_config
+from .spec import SearchSpec, StudyRef, read_config, stored_spec
 
 __all__ = ["Study", "define", "export_codecs", "load", "open", "resolve", "run"]
 
@@ -142,7 +142,7 @@ class Study:
     def __init__(self, ref: StudyRef):
         from asymllic.errors import AsymllicError
 
-        from .optuna_backend import open_study, stored_spec
+        from .optuna_backend import open_study
 
         try:
             self.optuna = open_study(ref, create=False)

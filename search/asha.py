@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .pareto import dominated
+
 
 def rungs(min_steps: int, max_steps: int, eta: int) -> list:
     """The steps at which candidates are scored: min_steps * eta^k below max_steps, then max_steps."""
@@ -32,7 +34,6 @@ def rungs(min_steps: int, max_steps: int, eta: int) -> list:
 
 def nondominated_fronts(points: np.ndarray) -> list:
     """Indices of ``points`` (rows of minimised objectives) by front: the non-dominated first, and so on."""
-    from .table import dominated
 
     points = np.asarray(points, dtype=float)
     left = list(range(len(points)))

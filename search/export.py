@@ -262,7 +262,7 @@ def card(p: Pick, spec: SearchSpec | dict, cfg: space.CodecConfig, onnx: dict | 
         lines.append(f"- this is the reference preset '{p.reference}', trained for comparison, not a searched candidate")
     lines += [f"- vs teacher: {v}" for v in [p.versus_teacher()] if v]
     lines += [f"- decoder MAC budget: {v}" for v in [p.within_budget()] if v]
-    from .confirm import verdict_for  # `asymllic confirm` writes it; confirm itself picks through this module
+    from .verdicts import verdict_for
 
     lines += [f"- confirmed over seeds: {v}" for v in [verdict_for(spec.dir, space.config_id(cfg))] if v]
     lines += ["", "## Metrics (held-out photos)", ""]

@@ -12,7 +12,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .table import dominated, hypervolume, minimised, pareto_mask
+from .pareto import dominated, hypervolume
+from .table import minimised, pareto_mask
 
 COLUMNS = ("number", "config_id", "psnr", "bpp", "gs_gmacs", "hyperprior_gmacs", "checkpoint")
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .table import dominated
+from .pareto import dominated
 
 
 def _at(df: pd.DataFrame, rung: int) -> pd.DataFrame:

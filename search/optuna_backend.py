@@ -12,9 +12,9 @@ from typing import Callable
 import space
 
 from . import objectives
-from .candidate import base_config, train_and_evaluate
-from .spec import SearchSpec, StudyRef, reference_params
 from .asha import minimise, promotable
+from .candidate import base_config, train_and_evaluate
+from .spec import SearchSpec, StudyRef, reference_params, stored_spec
 from .trial import FAILED, INFEASIBLE, STOPPED, MachineError, run_trial
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -28,16 +28,6 @@ def storage(ref: StudyRef, heartbeat: int | None = None):
     if ref.storage_url.startswith("sqlite:///"):
         ref.dir.mkdir(parents=True, exist_ok=True)
     return open_storage(ref.storage_url, heartbeat)
-
-
-def stored_spec(study, ref: StudyRef | None = None) -> SearchSpec:
-    """The spec an Optuna study was searched with (its ``spec`` user attribute), typed; keys of another version
-    are left out and missing ones take their declared defaults. ``ref``: where it was opened from (root,
-    storage), which the stored spec may no longer name."""
-    data = dict(study.user_attrs.get("spec") or {})
-    data["study"] = study.study_name
-    fixed = {"root": ref.root, "storage": ref.storage} if ref is not None else {}
-    return SearchSpec.from_dict({k: v for k, v in data.items() if k not in fixed}, strict=False, **fixed)
 
 
 def sampler(spec: SearchSpec, stream: tuple = ()):

@@ -7,7 +7,10 @@ Writes, in ``out`` (default ``<root>/rd/<config id>/``): ``rd-decoder.json`` and
 ``bd.csv`` (BD-rate and BD-PSNR of the decoder against the teacher and each anchor, and of the teacher against
 each anchor) and ``rd.html`` (PSNR against bpp; ``png`` also ``rd.png``). Each lambda trains in
 ``points/lambda-<lambda>/`` and is kept when done (``point.json``, written last, atomically): a rerun skips the
-finished lambdas and resumes the others from their finished stages and training states.
+finished lambdas and resumes the others from their finished stages and training states. ``backend="ray"``
+trains the lambdas at once as Ray tasks (a local Ray, or the cluster at ``ray_address``), each on a GPU of its
+own where the cluster has GPUs (as a Ray search reserves them); the folders are the same, so either backend
+resumes what the other left.
 
 A teacher's lambda comes from ``lmbdas`` (one per teacher), else from its checkpoint's meta (``lmbda``: the
 teachers this project trains), else from its file name when that holds one of the lambdas of TCM's N=64 models
@@ -18,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +35,7 @@ POINTS_DIR = "points"
 POINT_FILE = "point.json"
 KEY_FILE = "key.json"
 DECODER_JSON, TEACHER_JSON, BD_CSV, FIGURE = "rd-decoder.json", "rd-teacher.json", "bd.csv", "rd"
+BACKENDS = ("local", "ray")  # local: one lambda after another in this process; ray: the lambdas at once
 
 
 def _error(message: str):
@@ -210,6 +214,26 @@ def point_key(cfg: space.CodecConfig, teacher: Path, lmbda: float, opts: RDOptio
             "seed": opts.seed, "inherit": opts.inherit, "max_side": sched.eval_max_side}
 
 
+def claim(folder: Path, key: dict) -> dict | None:
+    """Take ``folder`` for the point ``key``: its finished point when there is one, else None (its key written); a
+    folder that holds another run's point is a one-line error."""
+    from asymllic.files import write_text
+
+    held = Path(folder) / KEY_FILE
+    if not held.is_file():
+        write_text(json.dumps(key, indent=1), held)
+        return None
+    old = json.loads(held.read_text())
+    if old != key:
+        diff = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in key.items() if old.get(k) != v)
+        raise _error(f"{folder} holds a point of another run ({diff}); give another out folder or remove it")
+    try:
+        done = json.loads((Path(folder) / POINT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return done if done.get("key") == key else None
+
+
 def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opts: RDOptions,
           progress: bool = False) -> dict:
     """One lambda: train (or read back) the decoder on ``teacher`` and evaluate it and the teacher on the test
@@ -225,20 +249,9 @@ def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opt
 
     folder = Path(folder)
     key = point_key(cfg, teacher, lmbda, opts)
-    held = folder / KEY_FILE
-    if held.is_file():
-        old = json.loads(held.read_text())
-        if old != key:
-            diff = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in key.items() if old.get(k) != v)
-            raise _error(f"{folder} holds a point of another run ({diff}); give another out folder or remove it")
-        try:
-            done = json.loads((folder / POINT_FILE).read_text())
-            if done.get("key") == key:
-                return done
-        except (OSError, ValueError):
-            pass
-    else:
-        write_text(json.dumps(key, indent=1), held)
+    done = claim(folder, key)
+    if done is not None:
+        return done
     sched = opts.training_schedule()
     s1_steps, s2_steps = opts.stage_steps()
 
@@ -268,6 +281,46 @@ def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opt
     return out
 
 
+# -- the lambdas as Ray tasks -------------------------------------------------------------------------------
+
+def _ray_point(cfg: dict, teacher: str, lmbda: float, folder: str, opts: dict) -> dict:
+    """One lambda inside a Ray task, from plain data."""
+    return point(space.from_dict(cfg), Path(teacher), lmbda, Path(folder), RDOptions(**opts))
+
+
+def points_on_ray(cfg: space.CodecConfig, jobs: list, opts: RDOptions, address: str | None,
+                  gpus_per_point: float | None, tell) -> dict:
+    """Every ``(lambda, teacher, folder)`` of ``jobs`` as one Ray task, at once; ``tell(i, lambda, point)`` as each
+    finishes. A lambda that fails does not stop the others: what finished is on disk, and the failures are one
+    line at the end."""
+    import ray
+
+    from .ray_backend import actor_device, connect, plan_ray_devices
+
+    if not ray.is_initialized():
+        connect(address)
+    device, gpus = plan_ray_devices(opts.device, gpus_per_point, len(jobs), float(ray.cluster_resources().get("GPU", 0)))
+    task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_ray_point)
+    plain = asdict(replace(opts, device=actor_device(device)))
+    refs = {task.remote(space.to_dict(cfg), str(teacher), lam, str(where), plain): lam for lam, teacher, where in jobs}
+    got, failed, pending = {}, [], list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        for ref in done:
+            lam = refs[ref]
+            try:
+                got[lam] = ray.get(ref)
+            except ray.exceptions.RayError as e:
+                cause = getattr(e, "cause", None) or e
+                lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+                failed.append(f"lambda {lam:g}: {lines[-1] if lines else type(cause).__name__}")
+                continue
+            tell(len(got), lam, got[lam])
+    if failed:
+        raise _error(f"{len(failed)} of {len(jobs)} lambdas failed ({'; '.join(failed)}); the finished ones are kept")
+    return got
+
+
 # -- the curve -----------------------------------------------------------------------------------------------
 
 @dataclass
@@ -290,12 +343,14 @@ def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequ
              test_data: str | None = None,
              out: str | Path | None = None, root: str = "results", name: str | None = None, seed: int = 0,
              device: str = "auto", precision: str = "auto", loader_workers: int | None = None,
-             inherit: str = "none", png: bool = False, progress: bool = True) -> RDResult:
+             inherit: str = "none", backend: str = "local", ray_address: str | None = None,
+             gpus_per_point: float | None = None, png: bool = False, progress: bool = True) -> RDResult:
     """The RD curve of ``decoder`` (a config, preset, config file or export folder) over ``teachers`` (one
     checkpoint per lambda; ``lmbdas``: theirs, when their checkpoints do not say), beside the teachers' own
     curve and ``anchors`` (CompressAI-format JSON files, dicts or Kodak anchor names), with BD-rate and BD-PSNR.
     ``steps``: each stage's steps, ``batch`` its crops per step (default: the schedule's). Finished lambdas are
-    read back, not retrained."""
+    read back, not retrained. ``backend``: ``local`` (one lambda after another here) or ``ray`` (all at once as
+    Ray tasks; ``gpus_per_point`` GPUs each, by default one where the cluster has GPUs)."""
     from asymllic.evaluation.evaluate import merge_points
     from asymllic.files import write_text
     from asymllic.training import get_schedule
@@ -311,24 +366,38 @@ def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequ
         raise space.ConfigError("steps", f"{steps}: train each stage at least 1 step")
     if batch is not None and batch < 1:
         raise space.ConfigError("batch", f"{batch}: a step trains on at least one crop")
+    if backend not in BACKENDS:
+        raise space.ConfigError("backend", f"{backend!r}: choose one of {', '.join(BACKENDS)}")
     opts = RDOptions(schedule, steps, batch, data, test_data, seed, device, precision, loader_workers, inherit, root)
     cid = space.config_id(cfg)
     folder = Path(out) if out is not None else Path(root) / "rd" / cid
     folder.mkdir(parents=True, exist_ok=True)
     label = name or (str(decoder) if isinstance(decoder, str) and decoder in space.PRESETS else cid)
-    points, trained = [], []
-    for i, (lam, teacher) in enumerate(pairs, 1):
-        where = lambda_folder(folder, lam)
-        done = (where / POINT_FILE).is_file()
-        p = point(cfg, teacher, lam, where, opts)
-        if not done:
-            trained.append(lam)
-        points.append(p)
+    jobs = [(lam, teacher, lambda_folder(folder, lam)) for lam, teacher in pairs]
+    held = {lam: claim(where, point_key(cfg, teacher, lam, opts)) for lam, teacher, where in jobs}  # before training
+    trained = [lam for lam, p in held.items() if p is None]
+
+    def tell(i: int, lam: float, p: dict) -> None:
         if progress:
             d, t = p["decoder"]["results"], p["teacher"]["results"]
-            print(f"[{i}/{len(pairs)}] lambda {lam:g}: decoder {d['psnr-rgb'][0]:.3f} dB at {d['bpp'][0]:.4f} bpp, "
+            print(f"[{i}/{len(jobs)}] lambda {lam:g}: decoder {d['psnr-rgb'][0]:.3f} dB at {d['bpp'][0]:.4f} bpp, "
                   f"teacher {t['psnr-rgb'][0]:.3f} dB at {t['bpp'][0]:.4f} bpp"
                   + ("" if lam in trained else " (done before)"), flush=True)
+
+    if backend == "ray":
+        got = {lam: p for lam, p in held.items() if p is not None}
+        for i, (lam, p) in enumerate(got.items(), 1):
+            tell(i, lam, p)
+        todo = [job for job in jobs if held[job[0]] is None]
+        if todo:
+            got.update(points_on_ray(cfg, todo, opts, ray_address, gpus_per_point,
+                                     lambda i, lam, p: tell(len(got) + i, lam, p)))
+        points = [got[lam] for lam, _, _ in jobs]
+    else:
+        points = []
+        for i, (lam, teacher, where) in enumerate(jobs, 1):
+            points.append(held[lam] or point(cfg, teacher, lam, where, opts))
+            tell(i, lam, points[-1])
     photos = test_data or "bundled test photos"
     dec_curve = merge_points([p["decoder"] for p in points], label,
                              f"decoder {cid} trained on each teacher ({schedule} schedule), evaluated on {photos}")

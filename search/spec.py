@@ -187,6 +187,16 @@ def write_spec(spec: SearchSpec) -> Path:
     return path
 
 
+def stored_spec(study, ref: StudyRef | None = None) -> SearchSpec:
+    """The spec an Optuna study was searched with (its ``spec`` user attribute), typed; keys of another version
+    are left out and missing ones take their declared defaults. ``ref``: where it was opened from (root,
+    storage), which the stored spec may no longer name."""
+    data = dict(study.user_attrs.get("spec") or {})
+    data["study"] = study.study_name
+    fixed = {"root": ref.root, "storage": ref.storage} if ref is not None else {}
+    return SearchSpec.from_dict({k: v for k, v in data.items() if k not in fixed}, strict=False, **fixed)
+
+
 def reference_params(part: str) -> dict:
     """{preset name: the axis values of that preset} for the references a study enqueues first."""
     import space

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 
 from . import objectives
+from .pareto import dominated, hypervolume
+from .spec import stored_spec
 
 AXIS_PREFIX = "param_"
 
@@ -25,8 +27,6 @@ def trials_frame(study) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    from .optuna_backend import stored_spec
-
     spec = stored_spec(study)
     part, cost = spec.part, spec.objective
     df["pareto"] = pareto_mask(df, part, cost)
@@ -45,28 +45,10 @@ def pareto_mask(df: pd.DataFrame, part: str, cost: str = "macs") -> np.ndarray:
     return mask
 
 
-def dominated(points: np.ndarray, by: np.ndarray) -> np.ndarray:
-    """For each row of ``points`` (objectives minimised), whether some row of ``by`` dominates it."""
-    if len(by) == 0:
-        return np.zeros(len(points), dtype=bool)
-    return np.array([np.any(np.all(by <= p, axis=1) & np.any(by < p, axis=1)) for p in points], dtype=bool)
-
-
 def minimised(df: pd.DataFrame, part: str, cost: str = "macs") -> np.ndarray:
     """The objectives of ``part`` as a (rows, objectives) array in which every column is minimised."""
     dirs = objectives.directions(part, cost)
     return df[objectives.names(part, cost)].to_numpy(dtype=float) * np.array([-1.0 if d == "maximize" else 1.0 for d in dirs])
-
-
-def hypervolume(vals: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
-    """Hypervolume of minimised ``vals`` scaled to [0, 1] by ``lo``/``hi``, reference point 1.1."""
-    from optuna._hypervolume import compute_hypervolume
-
-    if len(vals) == 0:
-        return 0.0
-    norm = (vals - lo) / np.where(hi > lo, hi - lo, 1.0)
-    norm = norm[(norm < 1.1).all(axis=1)]  # points beyond the reference add nothing
-    return float(compute_hypervolume(norm, np.full(vals.shape[1], 1.1))) if len(norm) else 0.0
 
 
 def hypervolume_history(df: pd.DataFrame, part: str, cost: str = "macs") -> pd.DataFrame:

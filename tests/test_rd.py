@@ -146,3 +146,37 @@ def test_rd_curve_at_the_smoke_schedule_and_resume(teachers, images, tmp_path, m
     with pytest.raises(AsymllicError, match="holds a point of another run .*steps"):
         rd_curve("paper", teachers, schedule="smoke", steps=2, data=data, test_data=test, out=out, root=str(tmp_path),
                  progress=False)
+
+
+@pytest.mark.xdist_group("ray")
+def test_a_killed_curve_resumes_on_ray(teachers, images, tmp_path):
+    """``asymllic rd`` SIGKILLed after its first lambda; the rerun, on Ray, trains only the other one and the curve
+    has both points."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    data, test = images
+    out = tmp_path / "rd"
+    args = [sys.executable, "-m", "asymllic", "rd", "paper", "--teachers", *teachers, "--schedule", "smoke",
+            "--steps", "1", "--data", data, "--test-data", test, "--out", str(out), "--root", str(tmp_path)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    first, second = lambda_folder(out, 0.0035) / POINT_FILE, lambda_folder(out, 0.013) / POINT_FILE
+    deadline = time.time() + 300
+    while not first.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stdout.read().decode()[-2000:]  # still running: killed mid-way
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert first.is_file() and not second.is_file()
+    res = rd_curve("paper", teachers, schedule="smoke", steps=1, data=data, test_data=test, out=out,
+                   root=str(tmp_path), backend="ray", progress=False)
+    assert res.trained == [0.013] and sorted(res.decoder["results"]["lmbda"]) == [0.0035, 0.013]
+    assert json.loads(second.read_text())["key"]["lmbda"] == 0.013  # the Ray task wrote its point where it belongs
+    with pytest.raises(space.ConfigError, match="backend"):
+        rd_curve("paper", teachers, out=out, backend="dask")

@@ -22,7 +22,7 @@ def confirm_figure(summary: pd.DataFrame, part: str, title: str = ""):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from ..confirm import HIGHER_IS_BETTER, REFERENCE_NAMES, verdict_metric
+    from ..verdicts import HIGHER_IS_BETTER, REFERENCE_NAMES, verdict_metric
 
     m = verdict_metric(part)
     refs = [c[len("verdict_vs_"):] for c in summary.columns if c.startswith("verdict_vs_")] if len(summary) else []
