@@ -53,8 +53,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def load_model(args, size: tuple | None = None, decoding: bool = False):
     """The codec of --model; with ``size`` it is refused first if over --max-gmacs/--max-memory."""
+    from asymllic.codec.reference import load_model as load
     from asymllic.device import pick_device
     from asymllic.limits import Limits
-    from asymllic.codec.reference import load_model as load
 
     return load(args.model, pick_device(args.device), size, Limits(args.max_gmacs, args.max_memory), decoding)

@@ -47,8 +47,8 @@ def best_of(fn, repeats: int) -> float:
 
 @torch.no_grad()
 def measure(name: str, x: torch.Tensor, repeats: int) -> dict:
-    from asymllic.images import pad_to
     from asymllic.evaluation.latency import decode_networks
+    from asymllic.images import pad_to
 
     model = new_codec(space.get_preset(name))
     data = compress(model, x)

@@ -105,10 +105,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import pandas as pd
     from asymllic.codec.checkpoint import load_codec
+    from asymllic.codec.reference import load_model, resolve_config
     from asymllic.complexity import count
     from asymllic.data import resolve
     from asymllic.evaluation.evaluate import evaluate
-    from asymllic.codec.reference import load_model, resolve_config
     from asymllic.training import StageRun, get_schedule, train_stage1, train_stage2
     from search.candidate import rd_cost
     from search.fidelity import agreement, seeded_report

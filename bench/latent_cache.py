@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import space  # noqa: E402
+from asymllic.evaluation.metrics import distortion_loss, rd_loss  # noqa: E402
 from asymllic.models import LicCodec  # noqa: E402
+from asymllic.models import HYPERPRIOR_PARTS  # noqa: E402
 from asymllic.training.inherit import inherit  # noqa: E402
 from asymllic.training.stages import LIGHT_HYPERPRIOR, _freeze_all_but  # noqa: E402
-from asymllic.evaluation.metrics import distortion_loss, rd_loss  # noqa: E402
-from asymllic.models import HYPERPRIOR_PARTS  # noqa: E402
 
 
 def timed(fn, repeats: int) -> float:

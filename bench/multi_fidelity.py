@@ -76,8 +76,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from search.optuna_backend import open_study
-    from search.spec import SearchSpec
     from search.pareto import hypervolume
+    from search.spec import SearchSpec
     from search.table import minimised, pareto_mask
 
     budget = args.budget_steps or 8 * args.steps

@@ -25,8 +25,8 @@ from PIL import Image  # noqa: E402
 
 import space  # noqa: E402
 from asymllic.codec.checkpoint import new_codec  # noqa: E402
-from asymllic.images import pad_to  # noqa: E402
 from asymllic.codec.onnx_runtime import OnnxSynthesis, export_synthesis  # noqa: E402
+from asymllic.images import pad_to  # noqa: E402
 
 SIZE = (768, 512)
 

@@ -32,9 +32,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import space  # noqa: E402
+from asymllic.evaluation.metrics import distortion_loss, rd_loss  # noqa: E402
 from asymllic.layers import WindowAttention  # noqa: E402
 from asymllic.layers.window_attention import shift_seam  # noqa: E402
-from asymllic.evaluation.metrics import distortion_loss, rd_loss  # noqa: E402
 from asymllic.models import LicCodec  # noqa: E402
 from asymllic.training.loop import LoopSpec, run_loop  # noqa: E402
 from asymllic.training.throughput import matmul_tflops, median_seconds, step_gmacs  # noqa: E402

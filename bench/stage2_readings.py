@@ -34,9 +34,9 @@ def main(argv=None) -> int:
     import pandas as pd
 
     from asymllic.codec.checkpoint import load_codec
+    from asymllic.codec.reference import resolve_config
     from asymllic.data import resolve
     from asymllic.evaluation.evaluate import evaluate
-    from asymllic.codec.reference import resolve_config
     from asymllic.training import StageRun, combine, get_schedule, train_stage1, train_stage2
     from search.candidate import rd_cost
 

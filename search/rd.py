@@ -239,10 +239,10 @@ def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opt
     """One lambda: train (or read back) the decoder on ``teacher`` and evaluate it and the teacher on the test
     photos; returns ``{"key", "decoder", "teacher"}`` (CompressAI one-point results, with ``lmbda``)."""
     from asymllic.codec.checkpoint import load_codec
+    from asymllic.codec.reference import load_model
     from asymllic.data import resolve
     from asymllic.evaluation.evaluate import evaluate
     from asymllic.files import write_text
-    from asymllic.codec.reference import load_model
     from asymllic.training import CODEC_FILE, StageRun, combine, train_stage1, train_stage2
 
     from .candidate import drop_resume_state

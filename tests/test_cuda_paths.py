@@ -12,8 +12,8 @@ from asymllic import device as dev
 from asymllic.codec.checkpoint import new_codec
 from asymllic.codec.coding import compress, decompress, reconstruct
 from asymllic.errors import BitstreamError
-from asymllic.images import pad_to, read_image
 from asymllic.evaluation.metrics import distortion_loss, rd_loss
+from asymllic.images import pad_to, read_image
 from asymllic.models.meta import meta_model
 
 

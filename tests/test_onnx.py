@@ -99,8 +99,8 @@ def test_torchscript_exporter_is_dynamic_too(tmp_path, photo_path):
 
 def test_decompress_with_onnx_synthesis_decodes_the_same_latents(exported, teacher_alic):
     from asymllic.codec.coding import decompress
-    from asymllic.images import to_uint8
     from asymllic.codec.onnx_runtime import OnnxSynthesis
+    from asymllic.images import to_uint8
 
     model, path = exported("teacher")
     data = teacher_alic.read_bytes()
@@ -125,8 +125,8 @@ def test_cli_decompress_runtime_onnx(exported, teacher_alic, photo_path, tmp_pat
     import space
     from asymllic.codec.checkpoint import save_codec
     from asymllic.codec.coding import decompress
-    from asymllic.images import pad_to, read_image, to_uint8
     from asymllic.codec.onnx_runtime import OnnxSynthesis
+    from asymllic.images import pad_to, read_image, to_uint8
 
     model, path = exported("teacher")
     calls = []

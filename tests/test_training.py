@@ -9,9 +9,9 @@ from PIL import Image
 
 import space
 from asymllic.codec.checkpoint import base_of, load_codec, new_codec, save_codec, save_self_contained
-from asymllic.errors import CheckpointError
 from asymllic.codec.coding import reconstruct
 from asymllic.data import DataError, resolve, scan
+from asymllic.errors import CheckpointError
 from asymllic.images import read_image, to_uint8
 from asymllic.training import StageRun, TrainingDiverged, combine, get_schedule, train_stage1, train_stage2
 from asymllic.training.loop import STATE_FILE, LoopSpec, run_loop
