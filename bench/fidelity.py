@@ -19,11 +19,15 @@ its shorter rungs could not be scored again); an unfinished ladder continues fro
         [--inherit none|copy|slice]   (how each light part starts: item 6 of the fidelity question)
         [--seeds 3]                   (training seeds per candidate: the noise floor of the ranking)
 
+With ``--backend ray`` every (candidate, seed) ladder is a Ray task (a local Ray, or the cluster at
+``--ray-address``; a GPU each where the cluster has GPUs), all at once; the table and the resume are the same.
+
 A quick end-to-end check: ``--teacher teacher --schedule smoke --rungs 1 2 --k 2 --seeds 2``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -66,6 +70,51 @@ def inherited_share(teacher, cfg, part: str, mode: str) -> float:
     return inherit(LicCodec(cfg), teacher, light, mode)["share"]
 
 
+ROWS_FILE = "rows.json"  # a ladder's rows so far, in its folder: what an interrupted Ray task had measured
+
+
+def ladder(job: dict, on_row=None) -> list:
+    """One candidate at one seed up the rungs (each rung resuming the previous one's state, in one plan, as a
+    multi-fidelity search trains), scored after each; rows already in ``job["done"]`` are kept, not measured again.
+    Each new row goes to ``on_row`` and to the ladder folder's ``rows.json`` as it is measured. Plain data in and
+    out, so a Ray task runs it as the driver does."""
+    from asymllic.codec.checkpoint import load_codec
+    from asymllic.data import resolve
+    from asymllic.evaluation.evaluate import evaluate
+    from asymllic.training import StageRun, get_schedule, train_stage1, train_stage2
+    from search.candidate import rd_cost
+
+    name, seed, rungs = job["name"], job["seed"], job["rungs"]
+    schedule = get_schedule(job["schedule"], batch=job["batch"])
+    train = train_stage1 if job["part"] == "synthesis" else train_stage2
+    cfg = space.from_dict(job["config"])
+    run = StageRun(Path(job["folder"]), Path(job["cache"]), seed, progress=False, device=job["device"],
+                   inherit=job["inherit"])
+    images = resolve(None, "eval").paths
+    rows, t0 = [], time.perf_counter()
+    for rung in rungs:
+        if rung in job["done"]:
+            rows.append(job["done"][rung])
+            continue
+        ckpt = train(job["teacher"], cfg, schedule, 0.0067, None, run, rung, plan_steps=max(rungs))
+        r = evaluate(load_codec(ckpt), images, name, max_side=schedule.eval_max_side, progress=False)["results"]
+        rows.append({"name": name, "rung": rung, "seed": seed, "gmacs": job["gmacs"], "psnr": r["psnr-rgb"][0],
+                     "bpp": r["bpp"][0], "rd_cost": rd_cost(r["mse"][0], r["bpp"][0], 0.0067),
+                     "seconds": time.perf_counter() - t0, "inherit": job["inherit"], "share": job["share"],
+                     "reused": False})
+        tmp = Path(job["folder"]) / (ROWS_FILE + ".tmp")
+        tmp.write_text(json.dumps([r for r in rows if not r.get("reused")], default=float))
+        tmp.replace(Path(job["folder"]) / ROWS_FILE)
+        if on_row is not None:
+            on_row(rows[-1])
+    return rows
+
+
+def ladder_task(job: dict, device: str) -> list:
+    """One ladder inside a Ray task, on the device Ray gave it."""
+    return ladder({**job, "device": device})
+
+
 def save(rows: list, done: dict | None, table: Path):
     """The rows so far, with the previous run's rows this run has not reached yet (nothing measured is lost when a
     rerun is interrupted), written atomically to ``table``; returns this run's rows."""
@@ -102,23 +151,20 @@ def main(argv=None) -> int:
                         "taken from there instead of trained again (seed by seed; a table without a seed column "
                         "holds --seed)")
     p.add_argument("--out", default="results/fidelity")
+    p.add_argument("--cache", default="results/cache", help="the teacher's latent cache")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: one ladder after another here; ray: every (candidate, seed) ladder at once as a Ray task")
+    p.add_argument("--ray-address", default=None, help="with --backend ray: a running cluster (default: a local Ray)")
+    p.add_argument("--device", default="cpu", help="where the ladders train (auto, cpu, cuda)")
     args = p.parse_args(argv)
     import pandas as pd
-    from asymllic.codec.checkpoint import load_codec
     from asymllic.codec.reference import load_model, resolve_config
     from asymllic.complexity import count
-    from asymllic.data import resolve
-    from asymllic.evaluation.evaluate import evaluate
-    from asymllic.training import StageRun, get_schedule, train_stage1, train_stage2
-    from search.candidate import rd_cost
     from search.fidelity import agreement, seeded_report
 
-    schedule = get_schedule(args.schedule, batch=args.batch)
     base = resolve_config(args.teacher)
     cands = candidates(args.part, args.k, base, args.seed)
     out = Path(args.out) / f"{args.part}-{args.inherit}"
-    images = resolve(None, "eval").paths
-    train = train_stage1 if args.part == "synthesis" else train_stage2
     teacher = load_model(args.teacher, "cpu")  # read once: each candidate's inherited share is counted against it
     reuse = pd.read_csv(args.reuse) if args.reuse else None
     reuse_mode = reuse["inherit"].iloc[0] if reuse is not None and "inherit" in reuse else "copy"  # older tables: copy
@@ -130,6 +176,10 @@ def main(argv=None) -> int:
     if done is not None:
         done = done.assign(seed=args.seed) if "seed" not in done else done
         done = {(r["name"], int(r["seed"]), int(r["rung"])): r for r in done.to_dict("records")}
+    for partial in sorted(out.glob(f"*/{ROWS_FILE}")):  # rows an interrupted ladder measured after the table's last save
+        for r in json.loads(partial.read_text()):
+            done = done if done is not None else {}
+            done.setdefault((r["name"], int(r["seed"]), int(r["rung"])), r)
     rows = []
     print(f"{len(cands)} {args.part} candidates, rungs {args.rungs} ({args.schedule} schedule), inherit "
           f"{args.inherit}, training seeds {seeds}", flush=True)
@@ -138,6 +188,7 @@ def main(argv=None) -> int:
         share = inherited_share(teacher, cfg, args.part, args.inherit)
         unshared = reuse is not None and share == 0 and inherited_share(teacher, cfg, args.part, reuse_mode) == 0
         info[name] = count(cfg, (768, 512), "exact").decoder.macs / 1e9, share, unshared
+    jobs = []
     for seed in seeds:  # seed by seed: the first seed alone already gives a whole (one-seed) table
         for name, cfg in cands.items():
             gmacs, share, unshared = info[name]
@@ -151,25 +202,48 @@ def main(argv=None) -> int:
                     save(rows, done, table)
                     continue
             folder = name.replace("/", "_") + ("" if seed == args.seed else f"-seed{seed}")
-            run = StageRun(out / folder, Path("results/cache"), seed, progress=False, device="cpu",
-                           inherit=args.inherit)
-            t0 = time.perf_counter()
-            # each rung resumes the previous one's state, in one plan (as a multi-fidelity search)
-            for rung in args.rungs:
-                if done is not None and (name, seed, rung) in done:
-                    rows.append(done[(name, seed, rung)])
-                    print(f"  {name}{tag}: {rung} steps, PSNR {rows[-1]['psnr']:.2f} dB (kept from {table})",
-                          flush=True)
-                    continue
-                ckpt = train(args.teacher, cfg, schedule, 0.0067, None, run, rung, plan_steps=max(args.rungs))
-                r = evaluate(load_codec(ckpt), images, name, max_side=schedule.eval_max_side, progress=False)["results"]
-                rows.append({"name": name, "rung": rung, "seed": seed, "gmacs": gmacs, "psnr": r["psnr-rgb"][0],
-                             "bpp": r["bpp"][0], "rd_cost": rd_cost(r["mse"][0], r["bpp"][0], 0.0067),
-                             "seconds": time.perf_counter() - t0, "inherit": args.inherit, "share": share,
-                             "reused": False})
-                print(f"  {name}{tag}: {rung} steps, {gmacs:.1f} GMACs, PSNR {rows[-1]['psnr']:.2f} dB, "
-                      f"bpp {rows[-1]['bpp']:.4f}", flush=True)
-                save(rows, done, table)
+            jobs.append({"name": name, "tag": tag, "seed": seed, "config": space.to_dict(cfg), "gmacs": gmacs,
+                         "share": share, "rungs": list(args.rungs), "part": args.part, "schedule": args.schedule,
+                         "batch": args.batch, "teacher": str(Path(args.teacher).resolve()) if Path(args.teacher).is_file()
+                         else args.teacher, "folder": str((out / folder).resolve()),
+                         "cache": str(Path(args.cache).resolve()), "device": args.device, "inherit": args.inherit,
+                         "done": {rung: done[(name, seed, rung)] for rung in args.rungs
+                                  if done is not None and (name, seed, rung) in done}})
+    failed = []
+
+    def tell_row(job: dict, r: dict) -> None:
+        rows.append(r)
+        kept = " (kept from an earlier run)" if r["rung"] in job["done"] else ""
+        print(f"  {job['name']}{job['tag']}: {r['rung']} steps, {r['gmacs']:.1f} GMACs, PSNR {r['psnr']:.2f} dB, "
+              f"bpp {r['bpp']:.4f}{kept}", flush=True)
+        save(rows, done, table)
+
+    def tell(job: dict, got) -> None:
+        if isinstance(got, Exception):
+            failed.append(f"{job['name']}{job['tag']}: {got}")
+            print(f"  {job['name']}{job['tag']}: failed: {got}", flush=True)
+            return
+        for r in got:
+            tell_row(job, r)
+
+    finished = [job for job in jobs if len(job["done"]) == len(job["rungs"])]
+    for job in finished:  # nothing left to train: no Ray task either
+        tell(job, [job["done"][rung] for rung in job["rungs"]])
+    jobs = [job for job in jobs if job not in finished]
+    if args.backend == "ray" and jobs:
+        from search.ray_backend import ray_tasks
+
+        for job, got in ray_tasks(ladder_task, jobs, args.device, args.ray_address):
+            tell(job, got)
+    else:
+        for job in jobs:
+            for rung in job["rungs"]:  # the kept rows first, then each new one as it is measured
+                if rung in job["done"]:
+                    tell_row(job, job["done"][rung])
+            ladder(job, on_row=lambda r, job=job: tell_row(job, r))
+    if failed:
+        print(f"{len(failed)} ladders failed; the finished ones are in {table}: " + "; ".join(failed), file=sys.stderr)
+        return 1
     df = save(rows, done, table)
     score, maximise = ("psnr", True) if args.part == "synthesis" else ("rd_cost", False)
     summary = agreement(df, score, maximise)

@@ -176,6 +176,29 @@ def actor_device(device: str) -> str:
     return "cuda:0" if (device or "").strip().lower().startswith("cuda") else device
 
 
+def ray_tasks(fn, jobs: list, device: str, address: str | None = None, gpus_per_task: float | None = None):
+    """``fn(job, device)`` for every job as one Ray task, all at once (a local Ray, or the cluster at ``address``),
+    one CPU each and GPUs as a search reserves them (:func:`plan_ray_devices`); yields ``(job, result)`` as each
+    finishes, ``result`` a ``RuntimeError`` holding the task's last error line when it failed (the others go on)."""
+    import ray
+
+    if not ray.is_initialized():
+        connect(address)
+    planned, gpus = plan_ray_devices(device, gpus_per_task, len(jobs), float(ray.cluster_resources().get("GPU", 0)))
+    task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(fn)
+    refs = {task.remote(job, actor_device(planned)): job for job in jobs}
+    pending = list(refs)
+    while pending:
+        finished, pending = ray.wait(pending, num_returns=1)
+        for ref in finished:
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayError as e:
+                lines = [line for line in str(getattr(e, "cause", None) or e).strip().splitlines() if line.strip()]
+                result = RuntimeError(lines[-1] if lines else type(e).__name__)
+            yield refs[ref], result
+
+
 def cluster_gpus(address: str | None) -> float:
     """GPUs of the Ray cluster a search would run on: the running (or ``address``) cluster's, or this machine's
     when Ray is local and not started yet."""

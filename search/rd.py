@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -283,9 +283,10 @@ def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opt
 
 # -- the lambdas as Ray tasks -------------------------------------------------------------------------------
 
-def _ray_point(cfg: dict, teacher: str, lmbda: float, folder: str, opts: dict) -> dict:
+def _ray_point(job: tuple, device: str) -> dict:
     """One lambda inside a Ray task, from plain data."""
-    return point(space.from_dict(cfg), Path(teacher), lmbda, Path(folder), RDOptions(**opts))
+    cfg, teacher, lmbda, folder, opts = job
+    return point(space.from_dict(cfg), Path(teacher), lmbda, Path(folder), RDOptions(**{**opts, "device": device}))
 
 
 def points_on_ray(cfg: space.CodecConfig, jobs: list, opts: RDOptions, address: str | None,
@@ -293,29 +294,16 @@ def points_on_ray(cfg: space.CodecConfig, jobs: list, opts: RDOptions, address: 
     """Every ``(lambda, teacher, folder)`` of ``jobs`` as one Ray task, at once; ``tell(i, lambda, point)`` as each
     finishes. A lambda that fails does not stop the others: what finished is on disk, and the failures are one
     line at the end."""
-    import ray
+    from .ray_backend import ray_tasks
 
-    from .ray_backend import actor_device, connect, plan_ray_devices
-
-    if not ray.is_initialized():
-        connect(address)
-    device, gpus = plan_ray_devices(opts.device, gpus_per_point, len(jobs), float(ray.cluster_resources().get("GPU", 0)))
-    task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_ray_point)
-    plain = asdict(replace(opts, device=actor_device(device)))
-    refs = {task.remote(space.to_dict(cfg), str(teacher), lam, str(where), plain): lam for lam, teacher, where in jobs}
-    got, failed, pending = {}, [], list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        for ref in done:
-            lam = refs[ref]
-            try:
-                got[lam] = ray.get(ref)
-            except ray.exceptions.RayError as e:
-                cause = getattr(e, "cause", None) or e
-                lines = [line for line in str(cause).strip().splitlines() if line.strip()]
-                failed.append(f"lambda {lam:g}: {lines[-1] if lines else type(cause).__name__}")
-                continue
-            tell(len(got), lam, got[lam])
+    plain = [(space.to_dict(cfg), str(teacher), lam, str(where), asdict(opts)) for lam, teacher, where in jobs]
+    got, failed = {}, []
+    for (_, _, lam, _, _), result in ray_tasks(_ray_point, plain, opts.device, address, gpus_per_point):
+        if isinstance(result, Exception):
+            failed.append(f"lambda {lam:g}: {result}")
+            continue
+        got[lam] = result
+        tell(len(got), lam, result)
     if failed:
         raise _error(f"{len(failed)} of {len(jobs)} lambdas failed ({'; '.join(failed)}); the finished ones are kept")
     return got

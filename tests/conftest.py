@@ -1,3 +1,4 @@
+import importlib.util
 import io
 import os
 
@@ -16,6 +17,14 @@ from space.anchors import anchors_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = anchors_dir()
+
+
+def bench_module(name: str):
+    """A script of bench/ as a module (its functions, to test or to serve as references)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def photo(name: str = "astronaut", size=(200, 136)) -> np.ndarray:

@@ -159,3 +159,28 @@ def test_a_short_rung_that_agrees_beyond_the_noise_is_trusted():
     assert s.loc[160, "spearman_lo"] == pytest.approx(1) and s.loc[40, "spearman_hi"] < 0.8
     assert rep.pairs["beyond"].all()
     assert "Rung 160 can be trusted" in rep.text and "15 of 15 pairs" in rep.text
+
+
+@pytest.mark.xdist_group("ray")
+def test_the_fidelity_bench_runs_here_and_resumes_on_ray(tmp_path, capsys):
+    """bench/fidelity.py at the smoke schedule, then one ladder's rows lost: the rerun on Ray trains only that
+    ladder and measures what the first run measured."""
+    import shutil
+
+    from conftest import bench_module
+
+    bench = bench_module("fidelity")
+    args = ["--teacher", "teacher", "--schedule", "smoke", "--rungs", "1", "2", "--k", "2", "--out", str(tmp_path),
+            "--cache", str(tmp_path / "cache")]
+    assert bench.main(args) == 0
+    table = tmp_path / "synthesis-none" / "rungs.csv"
+    first = pd.read_csv(table).sort_values(["name", "rung"]).reset_index(drop=True)
+    assert len(first) == 4 and set(first["name"]) == {"g_s/ours", "g_s/rbu"}
+    first[first["name"] != "g_s/rbu"].to_csv(table, index=False)  # as if the run had stopped before g_s/rbu
+    shutil.rmtree(tmp_path / "synthesis-none" / "g_s_rbu")
+    capsys.readouterr()
+    assert bench.main(args + ["--backend", "ray"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("(kept from an earlier run)") == 2 and "g_s/rbu: 2 steps" in printed
+    again = pd.read_csv(table).sort_values(["name", "rung"]).reset_index(drop=True)
+    assert np.allclose(again["psnr"], first["psnr"], atol=1e-4) and list(again["name"]) == list(first["name"])

@@ -1,6 +1,5 @@
 """Speed work kept honest: SDPA window attention equals the explicit math, the one-pass counter equals the
 two-pass reference, the training loop syncs rarely yet still stops a diverging run, and the throughput helpers."""
-import importlib.util
 import json
 import math
 
@@ -9,15 +8,7 @@ import torch
 
 import space
 from asymllic.layers import ConvTransBlock, SwinStack, SWAtten, TransformerBlock, WindowAttention, WindowTransformerBlock
-from conftest import ROOT
-
-
-def bench_module(name: str):
-    """A script of bench/ as a module (the reference implementations the benches time live there)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import bench_module
 
 
 EXPLICIT = bench_module("roofline").explicit_attention  # the explicit math, while active
