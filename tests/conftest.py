@@ -101,6 +101,17 @@ def smoke_teacher(tmp_path_factory) -> str:
                              StageRun(root, root / "cache", progress=False)))
 
 
+@pytest.fixture
+def ray_stopped_after():
+    """The Ray a test starts is stopped when it ends: a Ray left running in a test process would take the next Ray
+    test's place (its cluster address ignored) and keep its workers busy."""
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Every Ray run in one test process (``--dist loadgroup``): two Ray runtimes at once on two cores slow each

@@ -229,16 +229,11 @@ def test_a_killed_confirmation_resumes_without_redoing_finished_runs(study, tmp_
 
 
 @pytest.mark.xdist_group("ray")
-def test_ray_backend_runs_the_same_records(study, tmp_path):
+def test_ray_backend_runs_the_same_records(study, tmp_path, ray_stopped_after):
     root = copy_study(study, tmp_path)
     log = tmp_path / "calls.txt"
-    try:
-        res = confirm(study.study, picks=[], references=("paper", "teacher"), seeds=1, steps=2, backend="ray",
-                      root=str(root), evaluate=fake_training(str(log)), progress=False)
-    finally:
-        import ray
-
-        ray.shutdown()
+    res = confirm(study.study, picks=[], references=("paper", "teacher"), seeds=1, steps=2, backend="ray",
+                  root=str(root), evaluate=fake_training(str(log)), progress=False)
     assert len(calls(log)) == 2 and res.trained == 2 and (res.summary["seeds"] == 1).all()
     assert len(list((root / study.study / CONFIRM_DIR).glob(f"*/{RECORD_FILE}"))) == 2
     assert "no confidence interval" in res.summary.set_index("decoder").loc["paper", "verdict"]

@@ -162,7 +162,7 @@ def test_a_short_rung_that_agrees_beyond_the_noise_is_trusted():
 
 
 @pytest.mark.xdist_group("ray")
-def test_the_fidelity_bench_runs_here_and_resumes_on_ray(tmp_path, capsys):
+def test_the_fidelity_bench_runs_here_and_resumes_on_ray(tmp_path, capsys, ray_stopped_after):
     """bench/fidelity.py at the smoke schedule, then one ladder's rows lost: the rerun on Ray trains only that
     ladder and measures what the first run measured."""
     import shutil

@@ -149,7 +149,7 @@ def test_rd_curve_at_the_smoke_schedule_and_resume(teachers, images, tmp_path, m
 
 
 @pytest.mark.xdist_group("ray")
-def test_a_killed_curve_resumes_on_ray(teachers, images, tmp_path):
+def test_a_killed_curve_resumes_on_ray(teachers, images, tmp_path, ray_stopped_after):
     """``asymllic rd`` SIGKILLed after its first lambda; the rerun, on Ray, trains only the other one and the curve
     has both points."""
     import os
