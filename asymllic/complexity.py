@@ -16,6 +16,7 @@ needs at that size, so a config too large for a machine is refused before anythi
 """
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import asdict, dataclass, field
 
@@ -27,6 +28,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import flop_registry as _FLOP_REGISTRY
 
 from .models import ENCODER_PARTS, HYPERPRIOR_PARTS
+from .models.lic import codec_parts
 from .models.meta import meta_model
 
 CONVENTIONS = ("exact", "thop")
@@ -129,9 +131,10 @@ class _Pass(TorchDispatchMode):
     above its entry level applied, an output of the same shape and strides created) instead of run.
     """
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, cache: dict):
+    def __init__(self, weights: set, x: torch.Tensor, cache: dict):
+        """``weights``: the storages of the model's parameters and buffers (not activations)."""
         super().__init__()
-        self._seen = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
+        self._seen = weights
         self.current = self.peak = 0
         self.events: list = []  # (full name, flops) | (full name, thop key)
         self.frames: list = []
@@ -276,19 +279,58 @@ def _signatures(model: nn.Module) -> dict:
     return out
 
 
-def _wrap(model: nn.Module, run: _Pass) -> None:
-    """Route every module call of this (private, meta) model through ``run.call``."""
+class _Row:
+    """What counting needs of one module of a part, computed once per part: its name in the codec, type, own
+    parameters and all its parameters (thop's rows)."""
+
+    __slots__ = ("name", "module", "type", "own_params", "params")
+
+    def __init__(self, name: str, module: nn.Module, own_params: int, params: int):
+        self.name, self.module, self.type = name, module, type(module).__name__
+        self.own_params, self.params = own_params, params
+
+
+def _rows(part: nn.Module, name: str) -> list:
+    """One row per module of ``part`` in ``named_modules`` order, parameters summed bottom-up."""
+    rows: list = []
+    totals: dict = {}
+
+    def visit(m: nn.Module, full: str) -> int:
+        if m in totals:  # a module met twice is counted once, as named_modules lists it once
+            return 0
+        own = sum(p.numel() for p in m._parameters.values() if p is not None)
+        row = _Row(full, m, own, 0)
+        totals[m] = row
+        rows.append(row)
+        row.params = own + sum(visit(c, f"{full}.{k}" if full else k) for k, c in m._modules.items() if c is not None)
+        return row.params
+
+    visit(part, name)
+    return rows
+
+
+_ACTIVE: list = [None]  # the pass running now (one at a time: counting holds _LOCK)
+
+
+def _wrap(part: nn.Module, name: str) -> None:
+    """Route every module call of this (private, meta) part, named ``name`` in the codec, through the pass
+    running at the time; keep the rows and parameter storages counting reads."""
     from thop.profile import register_hooks as rules
 
-    sigs = _signatures(model)
-    for name, m in model.named_modules():
+    sigs = _signatures(part)
+    rows = _rows(part, name)
+    for row in rows:
+        full, m = row.name, row.module
         thop_rule = type(m) in rules and not isinstance(m, (nn.Sequential, nn.ModuleList))
         forward = m.forward
 
-        def wrapped(*args, _n=name, _m=m, _s=sigs[m], _t=thop_rule, _f=forward, **kwargs):
-            return run.call(_n, _m, _s, _t, _f, args, kwargs)
+        def wrapped(*args, _n=full, _m=m, _s=sigs[m], _t=thop_rule, _f=forward, **kwargs):
+            run = _ACTIVE[0]
+            return _f(*args, **kwargs) if run is None else run.call(_n, _m, _s, _t, _f, args, kwargs)
 
-        m.forward = wrapped
+        m.__dict__["forward"] = wrapped  # (Module.__setattr__'s checks skipped: a plain attribute)
+    part._count_rows = rows
+    part._count_storages = {t.untyped_storage()._cdata for t in (*part.parameters(), *part.buffers())}
 
 
 _THOP_OPS: dict = {}  # (module signature, input shape, output shape) -> thop's ops for one call
@@ -314,63 +356,77 @@ def _thop_ops(module: nn.Module, key: tuple) -> float:
     return _THOP_OPS[key]
 
 
-def _layers(model: nn.Module, run: _Pass) -> dict:
+def _layers(rows: list, run: _Pass) -> dict:
     """Per-layer rows of both conventions from one pass's events."""
-    modules = dict(model.named_modules())
     flops: dict = {}
-    thop_ops: dict = {}
+    thop_calls: dict = {}
     for name, what in run.events:
         if isinstance(what, tuple):
-            thop_ops[name] = thop_ops.get(name, 0.0) + _thop_ops(modules[name], what)
+            thop_calls.setdefault(name, []).append(what)
         else:
             flops[name] = flops.get(name, 0) + what
     if flops.get(""):
         raise RuntimeError("the model's own forward performed MACs outside any submodule")
     exact, thop_rows = [], []
-    for name, module in modules.items():
-        if not name:
-            continue
-        own_params = sum(p.numel() for p in module.parameters(recurse=False))
-        own_flops = flops.get(name, 0)
-        if own_params or own_flops:
-            exact.append(LayerCount(name, component_of(name), type(module).__name__, own_params, own_flops // 2))
-        if name in thop_ops:
-            params = sum(p.numel() for p in module.parameters())
-            ops = int(round(thop_ops[name]))
-            if ops or params:
-                thop_rows.append(LayerCount(name, component_of(name), type(module).__name__, params, ops))
+    for row in rows:
+        own_flops = flops.get(row.name, 0)
+        if row.own_params or own_flops:
+            exact.append(LayerCount(row.name, component_of(row.name), row.type, row.own_params, own_flops // 2))
+        if row.name in thop_calls:
+            ops = int(round(sum(_thop_ops(row.module, key) for key in thop_calls[row.name])))
+            if ops or row.params:
+                thop_rows.append(LayerCount(row.name, component_of(row.name), row.type, row.params, ops))
     return {"exact": exact, "thop": thop_rows}
 
 
 _UNITS: dict = {}  # replayable module calls, shared by every count in the process
 _UNITS_MAX = 20_000
+_PARTS: dict = {}  # meta parts (wrapped) and blocks met before (see meta_model), shared by every count in the process
+_PARTS_MAX = 500
 _REPORTS: dict = {}  # (config, size) -> {convention: ComplexityReport}
 _REPORTS_MAX = 256
+_LOCK = threading.Lock()
+
+
+def _meta_codec(config: CodecConfig) -> tuple:
+    """The config's meta model, its parts taken from (or added to) ``_PARTS``, and its parts in order."""
+    if len(_PARTS) > _PARTS_MAX:
+        _PARTS.clear()
+    model = meta_model(config, _PARTS).eval()
+    parts = [getattr(model, name) for name, _, _ in codec_parts(config)]
+    for (name, _, _), part in zip(codec_parts(config), parts):
+        if not hasattr(part, "_count_rows"):
+            _wrap(part, name)
+    return model, parts
 
 
 def _count_both(config: CodecConfig, size: tuple) -> dict:
     key = (config, tuple(size))
-    if key in _REPORTS:
-        return _REPORTS[key]
-    width, height = size
-    model = meta_model(config).eval()
-    x = torch.empty(1, 3, height, width, device="meta")
-    if len(_UNITS) > _UNITS_MAX:
-        _UNITS.clear()
-    run = _Pass(model, x, _UNITS)
-    _wrap(model, run)
-    with torch.no_grad(), run:
-        model(x, False)
-    reports = {}
-    for convention, layers in _layers(model, run).items():
-        components = {c: Count() for c in COMPONENTS}
-        for layer in layers:
-            components[layer.component] = components[layer.component] + Count(layer.params, layer.macs)
-        reports[convention] = ComplexityReport("config", (width, height), convention, components, layers, run.peak)
-    if len(_REPORTS) >= _REPORTS_MAX:
-        _REPORTS.pop(next(iter(_REPORTS)))
-    _REPORTS[key] = reports
-    return reports
+    with _LOCK:
+        if key in _REPORTS:
+            return _REPORTS[key]
+        width, height = size
+        model, parts = _meta_codec(config)
+        x = torch.empty(1, 3, height, width, device="meta")
+        if len(_UNITS) > _UNITS_MAX:
+            _UNITS.clear()
+        run = _Pass(set().union(*(p._count_storages for p in parts)), x, _UNITS)
+        _ACTIVE[0] = run
+        try:
+            with torch.no_grad(), run:
+                model(x, False)
+        finally:
+            _ACTIVE[0] = None
+        reports = {}
+        for convention, layers in _layers([row for p in parts for row in p._count_rows], run).items():
+            components = {c: Count() for c in COMPONENTS}
+            for layer in layers:
+                components[layer.component] = components[layer.component] + Count(layer.params, layer.macs)
+            reports[convention] = ComplexityReport("config", (width, height), convention, components, layers, run.peak)
+        if len(_REPORTS) >= _REPORTS_MAX:
+            _REPORTS.pop(next(iter(_REPORTS)))
+        _REPORTS[key] = reports
+        return reports
 
 
 def count(config: CodecConfig, size: tuple = (768, 512), convention: str = "exact", name: str = "") -> ComplexityReport:

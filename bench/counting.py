@@ -10,7 +10,12 @@ initialisers skipped), runs one pass for both conventions and replays module cal
 
 Columns: ``ref_s`` both conventions by the reference; ``cold_s`` both by the new counter with its caches
 empty (the first config of a process); ``warm_s`` both by the new counter after the other configs were counted
-(what a search's trials see: their blocks were met before); ``build_s`` building the meta model alone.
+(their blocks and parts met before); ``build_s`` building the meta model alone.
+
+A second table is what a search's trials see: ``--sampled N`` configs drawn as a search draws them (seeded, for
+each search part: synthesis, hyperprior, joint), counted one after the other in both conventions, with the parts
+of earlier configs kept (``kept_s``, the counter as it is) and with every part built anew for each config
+(``rebuilt_s``, the counter before it kept parts: module calls replayed, the whole model built each time).
 """
 from __future__ import annotations
 
@@ -149,6 +154,7 @@ def reference_count(config, size=(768, 512), convention="exact") -> ComplexityRe
 # --- the bench ----------------------------------------------------------------------------------------------
 def _fresh() -> None:
     complexity._UNITS.clear()
+    complexity._PARTS.clear()
     complexity._REPORTS.clear()
     complexity._THOP_OPS.clear()
 
@@ -163,6 +169,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default="768x512")
     ap.add_argument("--configs", nargs="*", default=None, help="preset names (default: all)")
     ap.add_argument("--repeat", type=int, default=3, help="timings per cell; the median is printed")
+    ap.add_argument("--sampled", type=int, default=30, help="configs drawn per search part (0: none)")
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
     names = args.configs or space.list_presets()
@@ -203,7 +210,36 @@ def main(argv=None) -> int:
     med = [statistics.median(r[i] for r in rows) for i in (1, 2, 3, 4)]
     print(f"| median | {med[0]:.3f} | {med[1]:.3f} | {med[2]:.3f} | {med[3]:.3f} | "
           f"{'yes' if all(r[5] for r in rows) else 'NO'} |")
+    if args.sampled:
+        sampled(args.sampled, size)
     return 0 if all(r[5] for r in rows) else 1
+
+
+def sampled(n: int, size: tuple) -> None:
+    """Per search part: seconds per config, both conventions, parts kept vs rebuilt, over the same draws."""
+    import random
+
+    print(f"\n{n} sampled configs per search part, counted in turn, both conventions; seconds per config")
+    print("| part | kept_s median | kept_s max | rebuilt_s median | rebuilt_s max | rebuilt / kept |\n|---|---|---|---|---|---|")
+    base = space.get_preset("paper")
+    for part in ("synthesis", "hyperprior", "joint"):
+        rng = random.Random(0)
+        configs = [space.config_from_params(space.random_params(rng, part), part, base) for _ in range(n)]
+        times = {}
+        for mode in ("kept", "rebuilt"):
+            _fresh()
+            complexity.count(base, size)  # a search counts its base (the paper's decoder) first
+            times[mode] = []
+            for cfg in configs:
+                if mode == "rebuilt":
+                    complexity._PARTS.clear()
+                t0 = time.perf_counter()
+                for c in ("exact", "thop"):
+                    complexity.count(cfg, size, c)
+                times[mode].append(time.perf_counter() - t0)
+        k, r = times["kept"], times["rebuilt"]
+        print(f"| {part} | {statistics.median(k):.3f} | {max(k):.3f} | {statistics.median(r):.3f} | {max(r):.3f} | "
+              f"{statistics.median(r) / statistics.median(k):.1f}x |", flush=True)
 
 
 if __name__ == "__main__":

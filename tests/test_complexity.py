@@ -51,6 +51,29 @@ def test_per_layer_adds_up(convention):
         assert sum(l.macs for l in r.layers if l.component == comp) == c.macs
 
 
+def test_a_count_does_not_depend_on_what_was_counted_before():
+    """Parts and blocks met before are reused (shared parts, copied blocks, replayed calls): every figure equals a
+    count with all of that emptied, at two sizes, for configs drawn as a search draws them."""
+    import random
+
+    from asymllic import complexity
+
+    def figures(r):
+        return r.components, [(l.name, l.type, l.params, l.macs) for l in r.layers], r.activation_bytes
+
+    rng = random.Random(3)
+    base = space.get_preset("paper")
+    configs = [space.config_from_params(space.random_params(rng, part), part, base)
+               for part in ("synthesis", "hyperprior", "joint") for _ in range(2)]
+    sizes = [(256, 256), (384, 256)]
+    conventions = ("exact", "thop")
+    kept = {(c, s): [figures(count(c, s, conv)) for conv in conventions] for c in configs for s in sizes}
+    for (c, s), expected in kept.items():
+        for memo in (complexity._UNITS, complexity._PARTS, complexity._REPORTS):
+            memo.clear()
+        assert [figures(count(c, s, conv)) for conv in conventions] == expected, (c, s)
+
+
 def test_exact_counts_every_parameter():
     from asymllic.models import LicCodec
 

@@ -265,7 +265,9 @@ def test_latency_objective_measures_before_training_and_prunes_over_budget(tmp_p
     # budget and left no trial to complete
     paper, teacher = (decode_latency(space.get_preset(n), size, "cpu", 1, repeats=3)["decoder_ms"] for n in ("paper", "teacher"))
     assert teacher > paper
-    budget = (paper * teacher) ** 0.5  # the teacher's decoder is over it, the paper's under it
+    # the teacher's decoder is over it, the paper's under it; two thirds of the way up (log scale), as load on the
+    # machine (CI's other test worker) slows the trials' timings more than it speeds them
+    budget = paper ** (1 / 3) * teacher ** (2 / 3)
     spec = spec_for(tmp_path, smoke_teacher, trials=3, backend=backend, size=size, objective="latency",
                     latency_threads=1, latency_repeats=3, latency_budget=budget)
     study = run_search(spec, evaluate=fake_evaluate())

@@ -11,6 +11,7 @@ import space
 import torch.nn as nn
 from compressai.layers import GDN, ResidualBlock, ResidualBlockUpsample, conv3x3
 
+from .memo import build
 from .transformer import ConvTransBlock, WindowTransformerBlock
 
 # block(width, head_dim, window, shifted, mlp_ratio) -> module keeping (B, width, H, W)
@@ -72,13 +73,13 @@ def create_block(name: str, width: int, head_dim: int = 32, window: int = 8, shi
                  mlp_ratio: float = 4.0) -> nn.Module:
     if name not in _BLOCKS:
         raise KeyError(f"unknown block {name!r}; known: {sorted(_BLOCKS)}")
-    return _BLOCKS[name](width, head_dim, window, shifted, mlp_ratio)
+    return build(_BLOCKS[name], width, head_dim, window, shifted, mlp_ratio)
 
 
 def create_upsampler(name: str, cin: int, cout: int, final: bool = False) -> nn.Module:
     if name not in _UPSAMPLERS:
         raise KeyError(f"unknown upsampler {name!r}; known: {sorted(_UPSAMPLERS)}")
-    return _UPSAMPLERS[name](cin, cout, final)
+    return build(_UPSAMPLERS[name], cin, cout, final)
 
 
 def create_stage(name: str, depth: int, width: int, head_dim: int, window: int, shift: bool,

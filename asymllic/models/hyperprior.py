@@ -7,6 +7,7 @@ from space import HYPER_CHANNELS, LATENT_CHANNELS, HyperpriorConfig
 
 from ..layers import SWAtten
 from ..layers.factory import create_stage, create_upsampler
+from ..layers.memo import build
 
 
 def build_hyper_decoder(cfg: HyperpriorConfig) -> nn.Sequential:
@@ -31,18 +32,17 @@ def support_channels(cfg: HyperpriorConfig, index: int) -> int:
     return LATENT_CHANNELS + cfg.slice_channels * cfg.support_slices(index)
 
 
-def build_attention(cfg: HyperpriorConfig) -> nn.ModuleList:
-    def one(i: int) -> nn.Module:
-        if not cfg.attn_dim:
-            return nn.Sequential(nn.Identity())
-        return nn.Sequential(SWAtten(support_channels(cfg, i), cfg.attn_dim, cfg.attn_head_dim, cfg.attn_window,
-                                     cfg.attn_depth, cfg.attn_res_units, cfg.shift))
+def _attention(cin: int, dim: int, head_dim: int, window: int, depth: int, res_units: int, shift: bool) -> nn.Module:
+    return nn.Sequential(SWAtten(cin, dim, head_dim, window, depth, res_units, shift) if dim else nn.Identity())
 
-    return nn.ModuleList(one(i) for i in range(cfg.num_slices))
+
+def build_attention(cfg: HyperpriorConfig) -> nn.ModuleList:
+    return nn.ModuleList(build(_attention, support_channels(cfg, i), cfg.attn_dim, cfg.attn_head_dim, cfg.attn_window,
+                               cfg.attn_depth, cfg.attn_res_units, cfg.shift) for i in range(cfg.num_slices))
 
 
 def build_slice_transforms(cfg: HyperpriorConfig, lrp: bool = False) -> nn.ModuleList:
     """Mean/scale chains map the support to one slice; LRP chains also see the y-hat slice."""
     extra = cfg.slice_channels if lrp else 0
-    return nn.ModuleList(_conv_chain(support_channels(cfg, i) + extra, cfg.slice_hidden, cfg.slice_channels)
+    return nn.ModuleList(build(_conv_chain, support_channels(cfg, i) + extra, cfg.slice_hidden, cfg.slice_channels)
                          for i in range(cfg.num_slices))

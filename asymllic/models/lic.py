@@ -38,24 +38,36 @@ def _round(x: torch.Tensor, training: bool) -> torch.Tensor:
     return quantize_ste(x) if training else torch.round(x)
 
 
+def _lrp_transforms(hp) -> nn.ModuleList:
+    return build_slice_transforms(hp, lrp=True) if hp.lrp else nn.ModuleList()
+
+
+def codec_parts(config: CodecConfig) -> tuple:
+    """(name, builder, arguments) of each part of a ``LicCodec``, in registration (and state-dict key) order.
+    A part is ``builder(*arguments)``: two configs with equal arguments for a part have equal parts."""
+    hp, n = config.hyperprior, config.encoder_width
+    return (("g_a", build_analysis, (n,)), ("h_a", build_hyper_analysis, (n,)),
+            ("g_s", build_synthesis, (config.synthesis,)),
+            ("h_mean_s", build_hyper_decoder, (hp,)), ("h_scale_s", build_hyper_decoder, (hp,)),
+            ("atten_mean", build_attention, (hp,)), ("atten_scale", build_attention, (hp,)),
+            ("cc_mean_transforms", build_slice_transforms, (hp,)), ("cc_scale_transforms", build_slice_transforms, (hp,)),
+            ("lrp_transforms", _lrp_transforms, (hp,)),
+            ("entropy_bottleneck", ZBottleneck, (HYPER_CHANNELS,)), ("gaussian_conditional", GaussianConditional, (None,)))
+
+
+def _build(name: str, builder, arguments: tuple) -> nn.Module:
+    return builder(*arguments)
+
+
 class LicCodec(CompressionModel):
-    def __init__(self, config: CodecConfig):
+    def __init__(self, config: CodecConfig, build=_build):
+        """``build(name, builder, arguments)`` makes each part of ``codec_parts(config)``; by default it calls the
+        builder. (Counting passes one that reuses meta parts built for earlier configs.)"""
         super().__init__()
         self.config = config
-        hp = config.hyperprior
-        self.num_slices = hp.num_slices
-        self.g_a = build_analysis(config.encoder_width)
-        self.h_a = build_hyper_analysis(config.encoder_width)
-        self.g_s = build_synthesis(config.synthesis)
-        self.h_mean_s = build_hyper_decoder(hp)
-        self.h_scale_s = build_hyper_decoder(hp)
-        self.atten_mean = build_attention(hp)
-        self.atten_scale = build_attention(hp)
-        self.cc_mean_transforms = build_slice_transforms(hp)
-        self.cc_scale_transforms = build_slice_transforms(hp)
-        self.lrp_transforms = build_slice_transforms(hp, lrp=True) if hp.lrp else nn.ModuleList()
-        self.entropy_bottleneck = ZBottleneck(HYPER_CHANNELS)
-        self.gaussian_conditional = GaussianConditional(None)
+        self.num_slices = config.hyperprior.num_slices
+        for name, builder, arguments in codec_parts(config):
+            setattr(self, name, build(name, builder, arguments))
         fp32_gdn(self)  # GDN's x^2 overflows fp16 under autocast
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
