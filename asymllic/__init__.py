@@ -4,6 +4,10 @@ import warnings
 # compressai decorates helpers with torch.jit.script, which torch >= 2.10 flags as deprecated on import.
 warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
 
+from .compressai_import import install as _install
+
+_install()  # CompressAI imported without torch_geometric (see asymllic.compressai_import)
+
 __version__ = "0.1.0"
 
 # the few functions a script needs to use an exported codec, imported (with torch) on first use

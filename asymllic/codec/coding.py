@@ -51,9 +51,15 @@ def entropy_path() -> str:
     return f"{ENTROPY_DEVICE.type}/{torch.backends.cpu.get_cpu_capability()}"[:16]
 
 
-@torch.no_grad()
 def compress(model: LicCodec, x: torch.Tensor) -> bytes:
     """(1, 3, H, W) in [0, 1] -> .alic bytes."""
+    return encode(model, x)[0]
+
+
+@torch.no_grad()
+def encode(model: LicCodec, x: torch.Tensor) -> tuple:
+    """(.alic bytes, y): the file and the analysis output it codes (padded, on the model's device), e.g. for a rate
+    estimate from the same pass."""
     h, w = x.shape[-2:]
     pad = model.config.pad_multiple()
     device = next(model.parameters()).device
@@ -61,7 +67,7 @@ def compress(model: LicCodec, x: torch.Tensor) -> bytes:
         out = model.compress(pad_to(x, pad).to(device), entropy=entropy_model(model))
     strings = (out["strings"][0][0], out["strings"][1][0])
     return pack(Bitstream(config_id(model.config), _digest(model), w, h, pad, tuple(out["shape"]), strings,
-                          entropy_path(), out["symbols_crc"]))
+                          entropy_path(), out["symbols_crc"])), out["y"]
 
 
 def check_model(model: LicCodec, bs: Bitstream) -> None:

@@ -161,13 +161,14 @@ class LicCodec(CompressionModel):
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, entropy: "LicCodec | None" = None) -> dict:
-        """x -> {"strings", "shape", "symbols_crc"}. ``entropy``: the codec (this one's weights, e.g. on the CPU)
-        that runs the entropy-parameter path; default this one."""
+        """x -> {"strings", "shape", "symbols_crc", "y"} (y: the analysis output coded, on this model's device).
+        ``entropy``: the codec (this one's weights, e.g. on the CPU) that runs the entropy-parameter path; default
+        this one."""
         y = self.g_a(x)
         z = self.h_a(y)
         entropy = entropy or self
         place = next(entropy.parameters()).device
-        return entropy.compress_latents(y.float().to(place), z.float().to(place))
+        return {**entropy.compress_latents(y.float().to(place), z.float().to(place)), "y": y}
 
     @torch.no_grad()
     def compress_latents(self, y: torch.Tensor, z: torch.Tensor) -> dict:
