@@ -97,7 +97,7 @@ def ladder(job: dict, on_row=None) -> list:
             rows.append(job["done"][rung])
             continue
         ckpt = train(job["teacher"], cfg, schedule, 0.0067, None, run, rung, plan_steps=max(rungs))
-        r = evaluate(load_codec(ckpt), images, name, max_side=schedule.eval_max_side, progress=False)["results"]
+        r = evaluate(load_codec(ckpt), images, name, progress=False, **schedule.eval_options())["results"]
         rows.append({"name": name, "rung": rung, "seed": seed, "gmacs": job["gmacs"], "psnr": r["psnr-rgb"][0],
                      "bpp": r["bpp"][0], "rd_cost": rd_cost(r["mse"][0], r["bpp"][0], 0.0067),
                      "seconds": time.perf_counter() - t0, "inherit": job["inherit"], "share": job["share"],

@@ -47,8 +47,8 @@ def main(argv=None) -> int:
     images = resolve("bundled", "test").paths
 
     def score(path) -> dict:
-        r = evaluate(load_codec(path), images, Path(path).parent.name, max_side=schedule.eval_max_side,
-                     progress=False)["results"]
+        r = evaluate(load_codec(path), images, Path(path).parent.name, progress=False,
+                     **schedule.eval_options())["results"]
         return {"psnr": r["psnr-rgb"][0], "bpp": r["bpp"][0], "rd_cost": rd_cost(r["mse"][0], r["bpp"][0], args.lmbda)}
 
     def timed(fn, *a, **kw):

@@ -329,7 +329,7 @@ class Check:
         from asymllic.evaluation.evaluate import evaluate
 
         r = evaluate(load_codec(self.combined(), self.device), resolve(None, "eval").paths, "combined",
-                     max_side=get_schedule(self.args.search_schedule).eval_max_side, progress=False)["results"]
+                     progress=False, **get_schedule(self.args.search_schedule).eval_options())["results"]
         return {"note": f"PSNR {r['psnr-rgb'][0]:.2f} dB, {r['bpp'][0]:.4f} bpp, decode {r['decoding_time'][0]:.3f} s/image"}
 
 

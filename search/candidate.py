@@ -73,7 +73,7 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
     sets = (("", spec.eval_data, "eval"),) + ((("test_", spec.test_data, "test"),) if steps >= plan else ())
     for prefix, data, split in sets:
         r = evaluate(model, resolve(data or "bundled", split).paths, name=trial_dir.name,
-                     max_side=schedule.eval_max_side, progress=False)["results"]
+                     progress=False, **schedule.eval_options())["results"]
         out.update({f"{prefix}psnr": r["psnr-rgb"][0], f"{prefix}bpp": r["bpp"][0], f"{prefix}file_bpp": r["file_bpp"][0],
                     f"{prefix}estimated_bpp": r["estimated_bpp"][0], f"{prefix}ms_ssim": r["ms-ssim-rgb"][0],
                     f"{prefix}rd_cost": rd_cost(r["mse"][0], r["bpp"][0], spec.lmbda)})

@@ -31,7 +31,8 @@ def combine_fronts(synthesis: pd.DataFrame, hyperprior: pd.DataFrame) -> pd.Data
     return pairs.sort_values("decoder_gmacs").reset_index(drop=True)
 
 
-def measure(pairs: pd.DataFrame, out_dir, eval_data=None, max_side: int = 0, top: int = 3) -> pd.DataFrame:
+def measure(pairs: pd.DataFrame, out_dir, eval_data=None, max_side: int = 0, top: int = 3,
+            photos: int = 0) -> pd.DataFrame:
     """Combine the ``top`` cheapest joint-front pairs into codecs and evaluate them on held-out photos."""
     from pathlib import Path
 
@@ -45,7 +46,7 @@ def measure(pairs: pd.DataFrame, out_dir, eval_data=None, max_side: int = 0, top
     for _, p in pairs[pairs["pareto"]].head(top).iterrows():
         name = f"{p['gs_trial_config_id']}+{p['hp_trial_config_id']}"
         path = combine(p["gs_trial_checkpoint"], p["hp_trial_checkpoint"], Path(out_dir) / name / "codec.pt")
-        r = evaluate(load_codec(path), images, name, max_side=max_side, progress=False)["results"]
+        r = evaluate(load_codec(path), images, name, max_side=max_side, progress=False, photos=photos)["results"]
         rows.append({"pair": name, "decoder_gmacs": p["decoder_gmacs"], "predicted_psnr": p["psnr"],
                      "measured_psnr": r["psnr-rgb"][0], "predicted_bpp": p["bpp"], "measured_bpp": r["bpp"][0],
                      "checkpoint": str(path)})

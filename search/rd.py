@@ -211,7 +211,8 @@ def point_key(cfg: space.CodecConfig, teacher: Path, lmbda: float, opts: RDOptio
     sched = opts.training_schedule()
     return {"decoder": space.config_id(cfg), "teacher": str(teacher), "lmbda": lmbda, "schedule": opts.schedule,
             "batch": sched.batch, "steps": list(opts.stage_steps()), "data": opts.data, "test_data": opts.test_data,
-            "seed": opts.seed, "inherit": opts.inherit, "max_side": sched.eval_max_side}
+            "seed": opts.seed, "inherit": opts.inherit, "max_side": sched.eval_max_side,
+            **({"photos": sched.eval_photos} if sched.eval_photos else {})}
 
 
 def claim(folder: Path, key: dict) -> dict | None:
@@ -273,7 +274,7 @@ def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opt
     paths = resolve(opts.test_data or "bundled", "test").paths
     out = {"key": key}
     for who, model in (("decoder", lambda: load_codec(codec, device)), ("teacher", lambda: load_model(teacher, device))):
-        r = evaluate(model(), paths, name=f"{who} lambda {lmbda:g}", max_side=sched.eval_max_side, progress=False)
+        r = evaluate(model(), paths, name=f"{who} lambda {lmbda:g}", progress=False, **sched.eval_options())
         r["results"]["lmbda"] = [lmbda]
         out[who] = r
     out["codec"] = str(codec)

@@ -76,10 +76,12 @@ def _mean(values):
 
 
 def evaluate(model: LicCodec, paths: list, name: str, description: str = "", max_side: int = 0,
-             jpeg: bool = False, progress: bool = True) -> dict:
-    """Per-image rows and their means, in CompressAI's results layout (one point)."""
+             jpeg: bool = False, progress: bool = True, photos: int = 0) -> dict:
+    """Per-image rows and their means, in CompressAI's results layout (one point). ``photos``: only the first n of
+    ``paths`` (0: all)."""
     from tqdm import tqdm
 
+    paths = list(paths)[:photos] if photos else paths
     model.eval()
     rows = []
     for p in tqdm(paths, desc=f"eval {name}", disable=not progress, leave=False):

@@ -50,9 +50,11 @@ def codec_parts(config: CodecConfig) -> tuple:
             ("g_s", build_synthesis, (config.synthesis,)),
             ("h_mean_s", build_hyper_decoder, (hp,)), ("h_scale_s", build_hyper_decoder, (hp,)),
             ("atten_mean", build_attention, (hp,)), ("atten_scale", build_attention, (hp,)),
-            ("cc_mean_transforms", build_slice_transforms, (hp,)), ("cc_scale_transforms", build_slice_transforms, (hp,)),
+            ("cc_mean_transforms", build_slice_transforms, (hp,)),
+            ("cc_scale_transforms", build_slice_transforms, (hp,)),
             ("lrp_transforms", _lrp_transforms, (hp,)),
-            ("entropy_bottleneck", ZBottleneck, (HYPER_CHANNELS,)), ("gaussian_conditional", GaussianConditional, (None,)))
+            ("entropy_bottleneck", ZBottleneck, (HYPER_CHANNELS,)),
+            ("gaussian_conditional", GaussianConditional, (None,)))
 
 
 def _build(name: str, builder, arguments: tuple) -> nn.Module:
