@@ -49,6 +49,29 @@ def _free_ports(n: int) -> list:
     return ports
 
 
+def _free_range(n: int) -> int:
+    """The first of ``n`` consecutive free ports below the kernel's ephemeral range (where ``_free_ports`` and
+    every other port-0 socket get theirs), so the range never holds one of them."""
+    import random
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) \
+        if Path("/proc/sys/net/ipv4/ip_local_port_range").is_file() else 32768
+    for _ in range(200):
+        base = random.randrange(10000, low - n)
+        try:
+            socks = []
+            for port in range(base, base + n):
+                socks.append(socket.socket())
+                socks[-1].bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports below {low}")
+
+
 def _stop_processes_mentioning(text: str) -> None:
     """Terminate the processes whose command line holds ``text``, and their descendants."""
     import psutil
@@ -80,7 +103,8 @@ def ray_cluster():
     (tmp / "token").write_text(secrets.token_hex(32))
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(tmp / "token"),
            "OMP_NUM_THREADS": "1"}
-    gcs, node, obj, listen, grpc, runtime, metrics, workers = _free_ports(8)
+    gcs, node, obj, listen, grpc, runtime, metrics = _free_ports(7)
+    workers = _free_range(61)
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
     start = subprocess.run([*ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
                             "--temp-dir", str(tmp), "--num-cpus", "2", "--include-dashboard", "false",

@@ -48,27 +48,26 @@ def test_entropy_path_stays_fp32_under_bf16_autocast():
     for m in model.g_s.modules():
         if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
             m.register_forward_hook(lambda mod, inputs, output: convs.append(output.dtype))
-    with autocast("cpu", "bf16"):
-        out = model(x)
-        assert convs and set(convs) == {torch.bfloat16}  # the networks do run in bf16 (GDN alone in fp32)
+    with autocast("cpu", "bf16"):  # the forward pass, one piece at a time (g_a once: bf16 on a CPU is slow)
         y = model.g_a(x)
         assert y.dtype == torch.bfloat16
         ent = model.entropy_forward(y)
-    for lk in (*out["likelihoods"].values(), *ent["likelihoods"].values()):
-        assert lk.dtype == torch.float32
+        model.g_s(ent["y_hat"])
+        assert convs and set(convs) == {torch.bfloat16}  # the networks do run in bf16 (GDN alone in fp32)
+    assert all(lk.dtype == torch.float32 for lk in ent["likelihoods"].values())
     assert ent["y_hat"].dtype == torch.float32
     # the hard-rounded latents are integers + fp32 means: rounding saw fp32 values
     model.eval()
     with torch.no_grad(), autocast("cpu", "bf16"):
-        y_hat = model.entropy_forward(model.g_a(x), likelihoods=False)["y_hat"]
+        y_hat = model.entropy_forward(y.detach(), likelihoods=False)["y_hat"]
     assert y_hat.dtype == torch.float32 and torch.isfinite(y_hat).all()
 
 
 def test_bf16_training_steps_run_and_states_are_device_independent(tmp_path):
     run = StageRun(tmp_path / "t", tmp_path / "cache", progress=False, device="cpu", precision="bf16", loader_workers=0)
-    ckpt = train_teacher(space.teacher_config(64), SMOKE, 0.0067, None, run, steps=2)
+    ckpt = train_teacher(space.teacher_config(64), SMOKE, 0.0067, None, run, steps=1)
     log = [json.loads(line) for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2] and all(np.isfinite(r["loss"]) and r["samples_per_s"] > 0 for r in log)
+    assert [r["step"] for r in log] == [1] and all(np.isfinite(r["loss"]) and r["samples_per_s"] > 0 for r in log)
     for path in (ckpt, tmp_path / "t" / STATE_FILE):  # every tensor saved on the CPU: loads on any machine
         state = torch.load(path, map_location="cpu", weights_only=True)
         tensors = []
