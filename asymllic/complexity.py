@@ -392,7 +392,8 @@ def _meta_codec(config: CodecConfig) -> tuple:
     """The config's meta model, its parts taken from (or added to) ``_PARTS``, and its parts in order."""
     if len(_PARTS) > _PARTS_MAX:
         _PARTS.clear()
-    model = meta_model(config, _PARTS).eval()
+    model = meta_model(config, _PARTS)
+    model.training = False  # its parts are evaluated already (meta_model's memo)
     parts = [getattr(model, name) for name, _, _ in codec_parts(config)]
     for (name, _, _), part in zip(codec_parts(config), parts):
         if not hasattr(part, "_count_rows"):

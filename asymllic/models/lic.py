@@ -57,20 +57,21 @@ def codec_parts(config: CodecConfig) -> tuple:
             ("gaussian_conditional", GaussianConditional, (None,)))
 
 
-def _build(name: str, builder, arguments: tuple) -> nn.Module:
-    return builder(*arguments)
+def build_part(name: str, builder, arguments: tuple) -> nn.Module:
+    """A part of ``codec_parts``, ready to use: built, every GDN in it computing in fp32 (GDN's x^2 overflows fp16
+    under autocast)."""
+    return fp32_gdn(builder(*arguments))
 
 
 class LicCodec(CompressionModel):
-    def __init__(self, config: CodecConfig, build=_build):
-        """``build(name, builder, arguments)`` makes each part of ``codec_parts(config)``; by default it calls the
-        builder. (Counting passes one that reuses meta parts built for earlier configs.)"""
+    def __init__(self, config: CodecConfig, build=build_part):
+        """``build(name, builder, arguments)`` makes each part of ``codec_parts(config)`` (default ``build_part``;
+        counting passes one that reuses meta parts built for earlier configs)."""
         super().__init__()
         self.config = config
         self.num_slices = config.hyperprior.num_slices
         for name, builder, arguments in codec_parts(config):
             setattr(self, name, build(name, builder, arguments))
-        fp32_gdn(self)  # GDN's x^2 overflows fp16 under autocast
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """CompressAI's load (the entropy models' tables resized to the checkpoint's, old key names remapped),

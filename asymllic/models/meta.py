@@ -11,7 +11,7 @@ from torch.utils._device import _device_constructors
 from torch.utils._pytree import tree_map
 
 from ..layers.memo import memo_active
-from .lic import LicCodec
+from .lic import LicCodec, build_part
 
 
 def _to_meta(value):
@@ -88,10 +88,10 @@ def meta_model(config: CodecConfig, memo: dict | None = None) -> LicCodec:
         part = memo.get(key) if memo is not None else None
         if part is None:
             with _MetaBuild(), memo_active(memo) if memo is not None else nullcontext():
-                part = builder(*arguments)
+                part = build_part(name, builder, arguments)
             _to_meta_in_place(part)
             if memo is not None:
-                memo[key] = part
+                memo[key] = part.eval()  # (a kept part is only ever counted)
         return part
 
     return LicCodec(config, build=build)
