@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = anchors_dir()
 
 
-def bench_module(name: str):
-    """A script of bench/ as a module (its functions, to test or to serve as references)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+def script_module(path: str):
+    """A script of the checkout (``bench/...``, ``scripts/...``) as a module: its functions, to test or to serve as
+    references."""
+    spec = importlib.util.spec_from_file_location(path.replace("/", "_").removesuffix(".py"), ROOT / path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -167,9 +167,9 @@ def test_the_fidelity_bench_runs_here_and_resumes_on_ray(tmp_path, capsys, ray_s
     ladder and measures what the first run measured."""
     import shutil
 
-    from conftest import bench_module
+    from conftest import script_module
 
-    bench = bench_module("fidelity")
+    bench = script_module("bench/fidelity.py")
     args = ["--teacher", "teacher", "--schedule", "smoke", "--rungs", "1", "2", "--k", "2", "--out", str(tmp_path),
             "--cache", str(tmp_path / "cache")]
     assert bench.main(args) == 0

@@ -2,7 +2,6 @@
 machine's wheel set is checked statically (scripts/check_wheels.py)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, script_module
 from space import anchors
 
 SHARED = ROOT.parent / "shared" / "anchors"  # the project's reference figures, where the checkout has them
@@ -23,10 +22,7 @@ KINDS = Path("/work/.library/device/KINDS.md")  # where scripts/device_packages.
 
 
 def _check_wheels():
-    spec = importlib.util.spec_from_file_location("check_wheels", ROOT / "scripts" / "check_wheels.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("scripts/check_wheels.py")
 
 
 # --- the anchors ------------------------------------------------------------------------------------------------

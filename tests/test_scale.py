@@ -18,7 +18,7 @@ from asymllic.models import LicCodec
 from asymllic.training import StageRun, get_schedule, train_stage1, train_teacher
 from asymllic.training.latents import CacheWriter, LatentCache, bytes_per_crop, plan_latents
 from asymllic.training.loop import STATE_FILE
-from conftest import ROOT, photo
+from conftest import ROOT, photo, script_module
 from asymllic_cli import main
 
 SMOKE = get_schedule("smoke")
@@ -253,14 +253,11 @@ def test_gpu_check_runs_in_cpu_mode_without_ray_or_plotly(tmp_path):
 
 def test_gpu_check_keeps_its_table_when_the_budget_runs_out(tmp_path):
     """A row still running at the budget is stopped, later rows are skipped, and the table on disk says so."""
-    import importlib.util
     import time
 
     import torch
 
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
+    gpu_check = script_module("scripts/gpu_check.py")
     table = gpu_check.Table(torch.device("cpu"), tmp_path, {"device": "cpu"}, budget_s=2, min_row_s=0.5)
     table.run("quick", lambda: {"note": "done"})
     assert json.loads((tmp_path / "gpu_check.json").read_text())["rows"][0]["status"] == "ok"  # written at once

@@ -8,10 +8,10 @@ import torch
 
 import space
 from asymllic.layers import ConvTransBlock, SwinStack, SWAtten, TransformerBlock, WindowAttention, WindowTransformerBlock
-from conftest import bench_module
+from conftest import script_module
 
 
-EXPLICIT = bench_module("roofline").explicit_attention  # the explicit math, while active
+EXPLICIT = script_module("bench/roofline.py").explicit_attention  # the explicit math, while active
 
 
 def test_relative_index_is_the_offset_table():
@@ -75,7 +75,7 @@ def test_inference_mask_follows_parameter_updates():
 
 
 def _reference_counter():
-    return bench_module("counting").reference_count
+    return script_module("bench/counting.py").reference_count
 
 
 @pytest.mark.parametrize("name", ["paper", "hp/slices_2"])
