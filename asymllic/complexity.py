@@ -388,16 +388,25 @@ _REPORTS_MAX = 256
 _LOCK = threading.Lock()
 
 
+def forget() -> None:
+    """Empty every memo of the counter (parts and blocks, replayed calls, reports, thop's results): the next count
+    starts as the first of a process."""
+    with _LOCK:
+        for memo in (_PARTS, _UNITS, _REPORTS, _THOP_OPS):
+            memo.clear()
+
+
 def _meta_codec(config: CodecConfig) -> tuple:
     """The config's meta model, its parts taken from (or added to) ``_PARTS``, and its parts in order."""
     if len(_PARTS) > _PARTS_MAX:
         _PARTS.clear()
     model = meta_model(config, _PARTS)
     model.training = False  # its parts are evaluated already (meta_model's memo)
-    parts = [getattr(model, name) for name, _, _ in codec_parts(config)]
-    for (name, _, _), part in zip(codec_parts(config), parts):
-        if not hasattr(part, "_count_rows"):
-            _wrap(part, name)
+    parts = []
+    for name, _, _ in codec_parts(config):
+        parts.append(getattr(model, name))
+        if not hasattr(parts[-1], "_count_rows"):
+            _wrap(parts[-1], name)
     return model, parts
 
 
@@ -444,4 +453,4 @@ def count(config: CodecConfig, size: tuple = (768, 512), convention: str = "exac
                             r.activation_bytes)
 
 
-__all__ = ["CONVENTIONS", "ComplexityReport", "Count", "LayerCount", "count"]
+__all__ = ["CONVENTIONS", "ComplexityReport", "Count", "LayerCount", "count", "forget"]

@@ -152,13 +152,6 @@ def reference_count(config, size=(768, 512), convention="exact") -> ComplexityRe
 
 
 # --- the bench ----------------------------------------------------------------------------------------------
-def _fresh() -> None:
-    complexity._UNITS.clear()
-    complexity._PARTS.clear()
-    complexity._REPORTS.clear()
-    complexity._THOP_OPS.clear()
-
-
 def _same(a: ComplexityReport, b: ComplexityReport) -> bool:
     return a.components == b.components and \
         [(l.name, l.params, l.macs) for l in a.layers] == [(l.name, l.params, l.macs) for l in b.layers]
@@ -186,13 +179,13 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             old = {c: reference_count(cfg, size, c) for c in both}
             ref.append(time.perf_counter() - t0)
-            _fresh()
+            complexity.forget()
             t0 = time.perf_counter()
             new = {c: complexity.count(cfg, size, c) for c in both}
             cold.append(time.perf_counter() - t0)
             equal &= all(_same(old[c], new[c]) for c in both)
             # warm: every other config counted first (its units kept), then this one
-            _fresh()
+            complexity.forget()
             for other in names:
                 if other != name:
                     complexity.count(space.get_preset(other), size, "exact")
@@ -227,7 +220,7 @@ def sampled(n: int, size: tuple) -> None:
         configs = [space.config_from_params(space.random_params(rng, part), part, base) for _ in range(n)]
         times = {}
         for mode in ("kept", "rebuilt"):
-            _fresh()
+            complexity.forget()
             complexity.count(base, size)  # a search counts its base (the paper's decoder) first
             times[mode] = []
             for cfg in configs:

@@ -69,8 +69,7 @@ def test_a_count_does_not_depend_on_what_was_counted_before():
     conventions = ("exact", "thop")
     kept = {(c, s): [figures(count(c, s, conv)) for conv in conventions] for c in configs for s in sizes}
     for (c, s), expected in kept.items():
-        for memo in (complexity._UNITS, complexity._PARTS, complexity._REPORTS):
-            memo.clear()
+        complexity.forget()
         assert [figures(count(c, s, conv)) for conv in conventions] == expected, (c, s)
 
 
