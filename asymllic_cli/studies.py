@@ -170,9 +170,10 @@ def run_factorize(args) -> int:
     out = Path(args.root) / f"{args.synthesis_study}+{args.hyperprior_study}"
     measured = None
     if args.measure:
-        max_side = args.max_side if args.max_side is not None else get_schedule(spec.schedule).eval_max_side
-        measured = measure(pairs, out, eval_data=spec.eval_data, max_side=max_side, top=args.measure,
-                           photos=get_schedule(spec.schedule).eval_photos)
+        options = get_schedule(spec.schedule).eval_options()
+        if args.max_side is not None:
+            options["max_side"] = args.max_side
+        measured = measure(pairs, out, eval_data=spec.eval_data, top=args.measure, **options)
         print("\nfactorized pairs combined into codecs and measured:")
         with pd.option_context("display.width", 200):
             print(measured.drop(columns=["checkpoint"]).to_string(**show))

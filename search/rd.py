@@ -212,7 +212,7 @@ def point_key(cfg: space.CodecConfig, teacher: Path, lmbda: float, opts: RDOptio
     return {"decoder": space.config_id(cfg), "teacher": str(teacher), "lmbda": lmbda, "schedule": opts.schedule,
             "batch": sched.batch, "steps": list(opts.stage_steps()), "data": opts.data, "test_data": opts.test_data,
             "seed": opts.seed, "inherit": opts.inherit, "max_side": sched.eval_max_side,
-            **({"photos": sched.eval_photos} if sched.eval_photos else {})}
+            **({"photos": sched.eval_photos} if sched.eval_photos else {})}  # (absent when all: older keys still match)
 
 
 def claim(folder: Path, key: dict) -> dict | None:
