@@ -1,23 +1,28 @@
-"""A static check of what the GPU machine gets: no GPU, no network.
+"""A static check of the wheels the GPU check takes to a GPU machine without network; needs no GPU and no network.
 
-    python scripts/check_wheels.py [--wheels .whl] [--installed] [--parts 1,2,3]
+    python scripts/check_wheels.py --target FREEZE [--python-version 3.12] [--platform TAG ...]
+                                   [--wheels .whl] [--installed] [--parts 1,2,3] [--print needed|platforms]
 
-The GPU machine (CPython 3.12, Linux x86-64, offline) has the packages in scripts/device_packages.txt; the
-rest travels as the wheels of the Makefile's WHEELS list (``make wheels`` puts them in .whl/, and
-scripts/gpu_check.sh installs them with ``--no-deps``). Three parts:
+The target is the GPU machine, described by its Python version, its platform tag(s) (e.g.
+manylinux_2_34_x86_64: glibc 2.34 on x86-64; each manylinux tag also stands for the older ones) and FREEZE,
+the output of `pip freeze` there (`name==version` per line; a bare name is a package of unknown version).
+scripts/gpu_check.py needs the packages of GPU_PACKAGES beside torch and NumPy; those FREEZE lacks travel as
+binary wheels at the versions of the lock, constraints.txt (`make wheels TARGET=FREEZE` downloads them into
+.whl/, and scripts/gpu_check.sh installs them with ``--no-deps``). Three parts:
 
-1. every carried package's Requires-Dist (markers evaluated for CPython 3.12 on Linux x86-64, no extras) is met
-   by the carried set or the device list (names; versions where the list gives one). The metadata is read from
-   the wheel in .whl/ when there is one, else from this environment's installed copy, which must be the version
-   the Makefile pins. The wheels in .whl/ must be exactly the pinned set, each installable on CPython 3.12
-   manylinux x86-64.
-2. every top-level module that importing the carried packages and what scripts/gpu_check.py uses at run time
+1. every carried package's Requires-Dist (markers evaluated for the target's interpreter and platform, no
+   extras) is met by the carried set or FREEZE (names; versions where FREEZE gives one). The metadata is read
+   from the wheel in .whl/ when there is one, else from this environment's installed copy, which must be the
+   locked version. The wheels in .whl/ must be exactly the carried set, each installable on the target. A
+   needed package FREEZE has must meet the range pyproject.toml declares for it.
+2. every top-level module that importing the needed packages and what scripts/gpu_check.py uses at run time
    (the project modules it reaches, read from their import statements, and an Optuna SQLite storage) pulls in,
-   in a fresh process, comes from the standard library, the project, the carried set or the device list.
-3. what travels to the machine (the checkout's files that git does not ignore, shared/ inside it, .whl/) is at
-   most 64 MiB.
+   in a fresh process, comes from the standard library, the project, the carried set or FREEZE.
+3. sizes, for information: the checkout's files that git does not ignore, and .whl/.
 
-It prints a table and exits 1 if any row is a problem.
+It prints a table and exits 1 if any row is a problem. ``--print needed`` prints the carried set as
+``name==version`` lines instead, ``--print platforms`` the platform tags the target installs (what
+``make wheels`` passes to ``pip download``).
 """
 from __future__ import annotations
 
@@ -35,74 +40,149 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from packaging.markers import Marker
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
-DEVICE_LIST = ROOT / "scripts" / "device_packages.txt"
-KINDS = Path("/work/.library/device/KINDS.md")
+LOCK = ROOT / "constraints.txt"
 PROJECT = ("space", "asymllic", "search")
-# project modules the GPU check never runs, whose imports need what the GPU machine does not have (Ray, plotly):
+# What scripts/gpu_check.py needs at run time beside torch and NumPy (part 2 checks that nothing else is
+# imported): Optuna and its requirements (alembic, SQLAlchemy, Mako, colorlog), thop, bjontegaard, CompressAI
+# and its requirements pytorch-msssim and tomli. Their versions come from the lock.
+GPU_PACKAGES = ("optuna", "alembic", "sqlalchemy", "mako", "colorlog", "thop", "pytorch-msssim", "bjontegaard",
+                "compressai", "tomli")
+# project modules the GPU check never runs, whose imports need what a GPU machine need not have (Ray, plotly):
 # the Ray backend, the figures, and the confirm/rd commands that draw them. The static walk stops there; the
 # GPU check's CPU-mode test (tests/test_scale.py) runs with ray and plotly made unimportable, so a run-time
 # need of either would fail there.
 NOT_ON_THE_GPU_MACHINE = ("search.ray_backend", "search.ray_asha", "search.plots", "search.confirm", "search.rd")
-TRAVEL_LIMIT = 64 * 2**20
-# the machine's interpreter: CPython 3.12.3 on Linux x86-64 (no extras requested)
-ENVIRONMENT = {"implementation_name": "cpython", "implementation_version": "3.12.3", "os_name": "posix",
-               "platform_machine": "x86_64", "platform_python_implementation": "CPython", "platform_release": "",
-               "platform_system": "Linux", "platform_version": "", "python_full_version": "3.12.3",
-               "python_version": "3.12", "sys_platform": "linux", "extra": ""}
-PYTHON_TAGS = {"py3", "py2", "cp312", "py312", "py31"}  # what CPython 3.12 installs (py2 only beside py3)
-ABI_TAGS = {"none", "abi3", "cp312"}
-# Declared requirements that do not hold on the machine, each with why it is harmless and a test of that claim
+DEFAULT_PYTHON = "3.12"
+DEFAULT_PLATFORMS = ("manylinux_2_34_x86_64",)
+# Declared requirements that do not hold on a machine, each with why it is harmless and a test of that claim
 # on the carried wheel (name, requirement, reason, check(wheel path) -> bool).
 WAIVERS = {
-    ("compressai", "numpy"): ("compressai 1.2.8 declares numpy<2.0, the machine has NumPy 2; its compiled parts "
-                              "(_CXX, ans) use no NumPy C API, its Python only NumPy's public calls",
+    ("compressai", "numpy"): ("compressai 1.2.8 declares numpy<2.0 but runs with NumPy 2: its compiled parts (_CXX, "
+                              "ans) use no NumPy C API, its Python only NumPy's public calls",
                               lambda whl: not _so_mentions(whl, b"_ARRAY_API", b"numpy")),
 }
 
 
-# --- the lists ------------------------------------------------------------------------------------------------
+# --- the target -------------------------------------------------------------------------------------------------
 
-def parse_kinds(text: str) -> dict[str, str | None]:
-    """Package name -> version (None where not given) of the device machine, from KINDS.md: the names of the
-    section "Python packages already there" and the versions of the table's "pip list" row."""
-    section = text.split("## Python packages already there", 1)[1]
-    names = re.search(r"Packages:\s*(.+?)\.\s*$", section, re.M | re.S).group(1)
-    out: dict[str, str | None] = {canonicalize_name(n.strip()): None for n in names.split(",") if n.strip()}
-    row = next(line for line in text.splitlines() if line.startswith("| pip list"))
-    listed = row.split("filtered by the names it asked for:", 1)[1].rsplit("|", 1)[0]
-    for item in listed.split(","):
-        name, version = item.split()
-        out[canonicalize_name(name)] = version
-    return out
+def expand_platforms(platforms) -> list[str]:
+    """The platform tags a machine of these tags installs, highest first: manylinux_2_N_arch takes every older
+    glibc (and the legacy manylinux2014/2010/1 names), musllinux_1_N_arch every older musl; others as given."""
+    out: list[str] = []
+    for tag in platforms:
+        m = re.fullmatch(r"(manylinux|musllinux)_(\d+)_(\d+)_(.+)", tag)
+        legacy = {"manylinux2014": (2, 17), "manylinux2010": (2, 12), "manylinux1": (2, 5)}
+        m_legacy = re.fullmatch(r"(manylinux2014|manylinux2010|manylinux1)_(.+)", tag)
+        if m_legacy:
+            major, minor = legacy[m_legacy.group(1)]
+            m = re.fullmatch(r"(manylinux)_(\d+)_(\d+)_(.+)", f"manylinux_{major}_{minor}_{m_legacy.group(2)}")
+        if not m:
+            out.append(tag)
+            continue
+        family, major, minor, arch = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
+        lowest = 0 if family == "musllinux" else 5 if arch in ("x86_64", "i686") else 17
+        for k in range(minor, lowest - 1, -1):
+            out.append(f"{family}_{major}_{k}_{arch}")
+            if family == "manylinux":
+                out += [f"{name}_{arch}" for name, mm in legacy.items() if mm == (major, k)
+                        and (name == "manylinux2014" or arch in ("x86_64", "i686"))]
+    return list(dict.fromkeys(out))
 
 
-def device_packages(path: Path = DEVICE_LIST) -> dict[str, str | None]:
-    """scripts/device_packages.txt: 'name' or 'name version' per line; '#' starts a comment."""
+class Target:
+    """The GPU machine's interpreter (CPython of a version) and platform tags."""
+
+    def __init__(self, python_version: str = DEFAULT_PYTHON, platforms=DEFAULT_PLATFORMS):
+        parts = python_version.split(".")
+        if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+            raise SystemExit(f"check_wheels: --python-version {python_version}: give X.Y or X.Y.Z (e.g. 3.12)")
+        self.version = tuple(int(p) for p in parts[:2])
+        self.full_version = ".".join(parts + ["0"] * (3 - len(parts)))
+        self.python_version = f"{self.version[0]}.{self.version[1]}"
+        self.platforms = expand_platforms(platforms)
+        first = platforms[0]
+        if "linux" in first:
+            system, sys_platform, os_name = "Linux", "linux", "posix"
+        elif first.startswith("macosx"):
+            system, sys_platform, os_name = "Darwin", "darwin", "posix"
+        elif first.startswith("win"):
+            system, sys_platform, os_name = "Windows", "win32", "nt"
+        else:
+            raise SystemExit(f"check_wheels: --platform {first}: not a Linux, macOS or Windows tag")
+        arch = re.sub(r"^(manylinux_\d+_\d+|musllinux_\d+_\d+|manylinux\d+|linux|macosx_\d+_\d+|win)_", "", first)
+        machine = {"amd64": "AMD64", "win32": "x86"}.get(arch, arch) if system == "Windows" else arch
+        # the marker environment (PEP 508) of that interpreter, no extras requested
+        self.environment = {
+            "implementation_name": "cpython", "implementation_version": self.full_version, "os_name": os_name,
+            "platform_machine": machine, "platform_python_implementation": "CPython", "platform_release": "",
+            "platform_system": system, "platform_version": "", "python_full_version": self.full_version,
+            "python_version": self.python_version, "sys_platform": sys_platform, "extra": ""}
+        abi = f"cp{self.version[0]}{self.version[1]}"
+        self.tags: set[Tag] = set(cpython_tags(self.version, abis=[abi], platforms=self.platforms)) | set(
+            compatible_tags(self.version, abi, self.platforms))
+
+    def __str__(self) -> str:
+        return f"CPython {self.python_version} on {self.platforms[0]}"
+
+
+# --- the lists --------------------------------------------------------------------------------------------------
+
+def parse_freeze(path: Path) -> dict[str, str | None]:
+    """`pip freeze` output (also the lock): canonical name -> version, None where the line gives none (a bare
+    name, or `name @ url`). Comments, blank lines and option lines (-e, -r, --...) are skipped."""
+    if not Path(path).is_file():
+        raise SystemExit(f"check_wheels: no file {path} (the target's `pip freeze` output)")
     out: dict[str, str | None] = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].split()
-        if line:
-            out[canonicalize_name(line[0])] = line[1] if len(line) > 1 else None
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as e:
+            raise SystemExit(f"check_wheels: {path}:{number}: not a `pip freeze` line: {line} ({e})") from None
+        pins = [s.version for s in req.specifier if s.operator in ("==", "===")]
+        out[canonicalize_name(req.name)] = pins[0] if len(pins) == 1 and "*" not in pins[0] else None
     return out
 
 
-def pinned_wheels(makefile: Path = ROOT / "Makefile") -> dict[str, str]:
-    """The Makefile's WHEELS list: canonical name -> pinned version."""
-    text = makefile.read_text().replace("\\\n", " ")
-    value = re.search(r"^WHEELS\s*:?=\s*(.*)$", text, re.M).group(1)
-    out = {}
-    for item in value.split():
-        name, _, version = item.partition("==")
-        if not version:
-            raise SystemExit(f"check_wheels: Makefile WHEELS: {item} is not pinned (name==version)")
-        out[canonicalize_name(name)] = version
-    return out
+def locked(lock: Path = LOCK) -> dict[str, str]:
+    """The lock (constraints.txt): canonical name -> pinned version; every line must pin one."""
+    out = parse_freeze(lock)
+    loose = sorted(name for name, version in out.items() if version is None)
+    if loose:
+        raise SystemExit(f"check_wheels: {lock}: not pinned (name==version): {', '.join(loose)}")
+    return out  # type: ignore[return-value]
+
+
+def needed(lock: Path = LOCK) -> dict[str, str]:
+    """GPU_PACKAGES at the versions of the lock."""
+    versions = locked(lock)
+    missing = [name for name in GPU_PACKAGES if canonicalize_name(name) not in versions]
+    if missing:
+        raise SystemExit(f"check_wheels: {lock} does not pin {', '.join(missing)} (make lock)")
+    return {canonicalize_name(name): versions[canonicalize_name(name)] for name in GPU_PACKAGES}
+
+
+def carried(need: dict[str, str], device: dict[str, str | None]) -> dict[str, str]:
+    """What travels: the needed packages the target does not have."""
+    return {name: version for name, version in need.items() if name not in device}
+
+
+def project_ranges(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, Requirement]:
+    """The project's declared dependencies (pyproject.toml), by canonical name."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    return {canonicalize_name(r.name): r for r in map(Requirement, deps)}
 
 
 # --- wheels -----------------------------------------------------------------------------------------------------
@@ -118,14 +198,12 @@ def wheel_metadata(whl: Path):
         return email.parser.Parser().parsestr(z.read(name).decode())
 
 
-def wheel_problem(whl: Path) -> str | None:
-    """Why CPython 3.12 on manylinux x86-64 would not install this wheel, or None."""
-    _, _, _, tags = parse_wheel_filename(whl.name)
-    for tag in tags:
-        if tag.interpreter in PYTHON_TAGS and tag.abi in ABI_TAGS and (
-                tag.platform == "any" or re.fullmatch(r"(manylinux(1|2010|2014|_2_\d+))_x86_64", tag.platform)):
-            return None
-    return "tags " + ", ".join(sorted(str(t) for t in tags)) + " do not install on CPython 3.12 manylinux x86-64"
+def wheel_problem(whl: Path, target: Target) -> str | None:
+    """Why the target would not install this wheel, or None."""
+    tags = parse_wheel_filename(whl.name)[3]
+    if tags & target.tags:
+        return None
+    return "tags " + ", ".join(sorted(str(t) for t in tags)) + f" do not install on {target}"
 
 
 def glibc_needed(whl: Path) -> str:
@@ -149,17 +227,31 @@ def tag_glibc(whl: Path) -> str:
 
 # --- part 1: requirements ---------------------------------------------------------------------------------------
 
-def _requirements(meta) -> list[Requirement]:
+def _requirements(meta, target: Target) -> list[Requirement]:
     out = []
     for text in meta.get_all("Requires-Dist") or []:
         req = Requirement(text)
-        if req.marker is None or req.marker.evaluate(ENVIRONMENT):
+        if req.marker is None or req.marker.evaluate(target.environment):
             out.append(req)
     return out
 
 
-def check_requirements(pins: dict[str, str], device: dict[str, str | None], wheels: Path | None, rows: list,
-                       installed_only: bool) -> None:
+def check_requirements(need: dict[str, str], device: dict[str, str | None], wheels: Path | None, rows: list,
+                       installed_only: bool, target: Target | None = None) -> None:
+    target = target or Target()
+    carry = carried(need, device)
+    ranges = project_ranges()
+    for name in sorted(set(need) - set(carry)):
+        have, declared = device[name], ranges.get(name)
+        if declared is None or not declared.specifier:
+            rows.append(("1 on target", f"{name} {have or ''}".strip(), "ok", "on the machine, not carried"))
+        elif have is None:
+            rows.append(("1 on target", name, "ok", f"on the machine, version not recorded (the project asks "
+                         f"{declared})"))
+        elif declared.specifier.contains(Version(have), prereleases=True):
+            rows.append(("1 on target", f"{name} {have}", "ok", f"on the machine, meets {declared}"))
+        else:
+            rows.append(("1 on target", f"{name} {have}", "PROBLEM", f"the project asks {declared}: upgrade it there"))
     found: dict[str, Path] = {}
     if wheels is not None and wheels.is_dir() and not installed_only:
         for f in sorted(wheels.iterdir()):
@@ -167,24 +259,23 @@ def check_requirements(pins: dict[str, str], device: dict[str, str | None], whee
                 rows.append(("1 wheels", f.name, "PROBLEM", "not a wheel: gpu_check.sh installs wheels only"))
                 continue
             name, version, _, _ = parse_wheel_filename(f.name)
-            problem = wheel_problem(f)
-            if name not in pins:
-                rows.append(("1 wheels", f.name, "PROBLEM", "not in the Makefile's WHEELS (a stale download?)"))
-            elif Version(pins[name]) != version:
-                rows.append(("1 wheels", f.name, "PROBLEM", f"the Makefile pins {pins[name]}"))
+            problem = wheel_problem(f, target)
+            if name not in carry:
+                rows.append(("1 wheels", f.name, "PROBLEM", "not carried: the target has it or the GPU check does "
+                             "not need it (a stale download? make wheels)"))
+            elif Version(carry[name]) != version:
+                rows.append(("1 wheels", f.name, "PROBLEM", f"the lock pins {carry[name]}"))
             elif problem:
                 rows.append(("1 wheels", f.name, "PROBLEM", problem))
             else:
                 found[name] = f
                 glibc, tagged = glibc_needed(f), tag_glibc(f)
                 rows.append(("1 wheels", f.name, "ok", f"{f.stat().st_size / 2**20:.2f} MiB"
-                             + (f"; installs where glibc >= {tagged} (its code needs {glibc}; the machine's glibc "
-                                "is not recorded)" if tagged else "")))
-        for name in sorted(set(pins) - set(found)):
-            rows.append(("1 wheels", f"{name}=={pins[name]}", "PROBLEM", f"no wheel in {wheels} (make wheels)"))
-    carried = {name: Version(v) for name, v in pins.items()}
-    for name, version in sorted(pins.items()):
-        overlap = name in device and (device[name] is None or Version(device[name]) != Version(version))
+                             + (f"; installs where glibc >= {tagged} (its code needs {glibc})" if tagged else "")))
+        for name in sorted(set(carry) - set(found)):
+            rows.append(("1 wheels", f"{name}=={carry[name]}", "PROBLEM", f"no wheel in {wheels} (make wheels)"))
+    versions = {name: Version(v) for name, v in carry.items()}
+    for name, version in sorted(carry.items()):
         if name in found:
             meta, source = wheel_metadata(found[name]), "wheel"
         else:
@@ -196,16 +287,13 @@ def check_requirements(pins: dict[str, str], device: dict[str, str | None], whee
                 continue
             if Version(dist.version) != Version(version):
                 rows.append(("1 requires", f"{name}=={version}", "PROBLEM",
-                             f"installed here is {dist.version}: the metadata read would not be the pinned one"))
+                             f"installed here is {dist.version}: the metadata read would not be the locked one"))
                 continue
             meta, source = dist.metadata, "installed"
-        if overlap:
-            rows.append(("1 carried", f"{name}=={version}", "note", f"the machine has {device[name] or 'a version'}"
-                         "; the carried one comes first on PYTHONPATH"))
-        for req in _requirements(meta):
+        for req in _requirements(meta, target):
             dep = canonicalize_name(req.name)
-            where, have = ("carried", carried[dep]) if dep in carried else \
-                ("device", Version(device[dep]) if device.get(dep) else None) if dep in device else (None, None)
+            where, have = ("carried", versions[dep]) if dep in versions else \
+                ("target", Version(device[dep]) if device.get(dep) else None) if dep in device else (None, None)
             label = f"{name} -> {req}"
             if where is None:
                 rows.append(("1 requires", label, "PROBLEM", "neither carried nor on the machine"))
@@ -287,7 +375,8 @@ print(json.dumps({t: getattr(sys.modules.get(t), "__file__", None) for t in sort
 """
 
 
-def check_imports(pins: dict[str, str], device: dict[str, str | None], rows: list) -> None:
+def check_imports(need: dict[str, str], device: dict[str, str | None], rows: list) -> None:
+    carry = carried(need, device)
     project, outside = gpu_check_imports()
     carried_modules = ["compressai", "optuna", "thop", "pytorch_msssim", "bjontegaard"]
     names = sorted(set(carried_modules + outside)) + project
@@ -330,50 +419,61 @@ def check_imports(pins: dict[str, str], device: dict[str, str | None], rows: lis
         rows.append(("2 imports", f"{len(internal)} modules with no file", "ok",
                      "registered by compiled extensions: " + ", ".join(internal)))
     for dist, tops in sorted(by_dist.items()):
-        where = "carried" if dist in pins else "device" if dist in device else None
+        where = "carried" if dist in carry else "target" if dist in device else None
         rows.append(("2 imports", f"{dist} ({', '.join(tops)})", "ok" if where else "PROBLEM",
                      where or "imported at run time, neither carried nor on the machine"))
 
 
-# --- part 3: what travels ---------------------------------------------------------------------------------------
+# --- part 3: sizes ----------------------------------------------------------------------------------------------
 
-def travel_size(wheels: Path | None, rows: list) -> int:
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    tree = sum((ROOT / f).stat().st_size for f in files if f and (ROOT / f).is_file())
-    rows.append(("3 travels", "checkout (files git does not ignore)", "ok", f"{tree / 2**20:.2f} MiB"))
-    total = tree
-    shared = ROOT / "shared"
-    if shared.is_dir():
-        size = sum(p.stat().st_size for p in shared.rglob("*") if p.is_file())
-        rows.append(("3 travels", "shared/", "ok", f"{size / 2**20:.2f} MiB"))
-        total += size
+def sizes(wheels: Path | None, rows: list) -> None:
+    """The checkout's files that git does not ignore, and the wheels: printed, no limit."""
+    try:
+        files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                               capture_output=True, check=True).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        files = []
+    if files:
+        tree = sum((ROOT / f).stat().st_size for f in files if f and (ROOT / f).is_file())
+        rows.append(("3 size", "checkout (files git does not ignore)", "ok", f"{tree / 2**20:.2f} MiB"))
     if wheels is not None and wheels.is_dir():
         size = sum(p.stat().st_size for p in wheels.iterdir() if p.is_file())
-        rows.append(("3 travels", f"{wheels.name}/", "ok", f"{size / 2**20:.2f} MiB"))
-        total += size
-    rows.append(("3 travels", "total", "ok" if total <= TRAVEL_LIMIT else "PROBLEM",
-                 f"{total / 2**20:.2f} MiB of {TRAVEL_LIMIT / 2**20:.0f} MiB"))
-    return total
+        rows.append(("3 size", f"{wheels.name}/", "ok", f"{size / 2**20:.2f} MiB"))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--target", required=True, help="the GPU machine's `pip freeze` output")
+    p.add_argument("--python-version", default=DEFAULT_PYTHON, help=f"its Python, X.Y[.Z] (default {DEFAULT_PYTHON})")
+    p.add_argument("--platform", action="append", help="its platform tag, highest first; repeatable "
+                   f"(default {' '.join(DEFAULT_PLATFORMS)})")
+    p.add_argument("--lock", default=str(LOCK), help="the lock the versions come from (default constraints.txt)")
     p.add_argument("--wheels", default=str(ROOT / ".whl"), help="the carried wheels (default .whl/)")
     p.add_argument("--installed", action="store_true", help="read requirements from installed metadata, not .whl/")
     p.add_argument("--parts", default="1,2,3")
-    p.add_argument("--device-list", default=str(DEVICE_LIST))
+    p.add_argument("--print", choices=("needed", "platforms"), dest="show",
+                   help="print the carried set (name==version) or the target's platform tags, one a line, and exit")
     args = p.parse_args(argv)
+    target = Target(args.python_version, args.platform or DEFAULT_PLATFORMS)
+    device = parse_freeze(Path(args.target))
+    need = needed(Path(args.lock))
+    if args.show == "needed":
+        print("\n".join(f"{name}=={version}" for name, version in carried(need, device).items()))
+        return 0
+    if args.show == "platforms":
+        print("\n".join(target.platforms))
+        return 0
     parts = {int(x) for x in args.parts.split(",")}
-    pins, device = pinned_wheels(), device_packages(Path(args.device_list))
     wheels = Path(args.wheels)
     rows: list = []
     if 1 in parts:
-        check_requirements(pins, device, wheels, rows, args.installed)
+        check_requirements(need, device, wheels, rows, args.installed, target)
     if 2 in parts:
-        check_imports(pins, device, rows)
+        check_imports(need, device, rows)
     if 3 in parts:
-        travel_size(None if args.installed else wheels, rows)
+        sizes(None if args.installed else wheels, rows)
+    print(f"check_wheels: target {target}, {len(device)} packages in {args.target}; "
+          f"carried: {', '.join(carried(need, device)) or 'nothing'}")
     width = [max(len(str(r[i])) for r in rows + [("part", "item", "status", "")]) for i in range(3)]
     print(f"{'part':<{width[0]}}  {'item':<{width[1]}}  {'status':<{width[2]}}  detail")
     for r in rows:

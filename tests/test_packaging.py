@@ -1,5 +1,6 @@
-"""Packaging: the wheel works outside the checkout (its reference figures ship as package data), and the GPU
-machine's wheel set is checked statically (scripts/check_wheels.py)."""
+"""Packaging: the lock pins what is installed, the wheel works outside the checkout (its reference figures ship as
+package data), the wheels for a GPU machine are checked statically (scripts/check_wheels.py), and no tracked
+file names a path outside the repository."""
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ from conftest import ROOT, run_cli, script_module
 from space import anchors
 
 SHARED = ROOT.parent / "shared" / "anchors"  # the project's reference figures, where the checkout has them
-KINDS = Path("/work/.library/device/KINDS.md")  # where scripts/device_packages.txt was copied from
+GPU_FREEZE = ROOT / "tests" / "data" / "gpu_freeze.txt"  # a GPU machine's pip freeze
 
 
 def _check_wheels():
@@ -142,45 +143,110 @@ def test_wheel_works_outside_the_checkout(tmp_path):
     print(f"wheel built, installed and run outside the checkout in {time.perf_counter() - t0:.0f} s")
 
 
-# --- the GPU machine's wheels -----------------------------------------------------------------------------------
+# --- the lock ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not KINDS.is_file(), reason=f"no {KINDS} to compare with")
-def test_device_list_matches_its_source():
-    cw = _check_wheels()
-    assert cw.device_packages() == cw.parse_kinds(KINDS.read_text())
-
-
-def test_makefile_pins_the_installed_versions():
-    """The requirements read from this environment's metadata are the pinned versions' (else part 1 says so)."""
+def test_lock_pins_the_installed_versions():
+    """constraints.txt pins every package exactly; each one installed here has the locked version (make setup
+    installs with it), and every dependency pyproject.toml declares, test extra included, is locked."""
     import importlib.metadata as md
 
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
     from packaging.version import Version
 
-    for name, version in _check_wheels().pinned_wheels().items():
-        assert Version(md.version(name)) == Version(version), name
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
+    cw = _check_wheels()
+    lock = cw.locked()  # exits naming any package that is not pinned as name==version
+    drift = []
+    for name, version in sorted(lock.items()):
+        try:
+            installed = md.version(name)
+        except md.PackageNotFoundError:
+            continue  # only another platform's set-up installs it
+        if Version(installed) != Version(version):
+            drift.append(f"{name}: locked {version}, installed {installed}")
+    assert not drift, ("installed versions differ from constraints.txt (make setup installs the lock; make lock "
+                       "after a deliberate upgrade): " + "; ".join(drift))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["test"]
+    unlocked = sorted({canonicalize_name(Requirement(r).name) for r in declared} - set(lock))
+    assert not unlocked, f"declared in pyproject.toml but not in constraints.txt (make lock): {unlocked}"
+
+
+# --- the GPU machine's wheels -----------------------------------------------------------------------------------
 
 def test_carried_wheels_meet_requirements_and_imports():
-    """Parts 1-2 of scripts/check_wheels.py from the installed metadata: every requirement of a carried package
-    and every module that importing what the GPU check uses pulls in is carried or on the machine."""
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_wheels.py"), "--installed", "--parts", "1,2"],
+    """Parts 1-2 of scripts/check_wheels.py from the installed metadata, for the fixture GPU machine: every
+    requirement of a carried package and every module that importing what the GPU check uses pulls in is carried
+    or on the machine."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_wheels.py"), "--target", str(GPU_FREEZE),
+                           "--installed", "--parts", "1,2"],
                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 requires  compressai -> tomli" in proc.stdout and "2 imports   sqlalchemy" in proc.stdout, proc.stdout
 
 
-def test_what_travels_fits():
-    """Part 3: the checkout's files, plus .whl/ when it is there, within the 64 MiB that travel."""
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_wheels.py"), "--parts", "3"],
-                          capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def test_check_wheels_flags_what_is_missing(tmp_path):
-    """A device list without a package the carried set needs is a problem row."""
+def test_check_wheels_flags_what_is_missing():
+    """A GPU machine without a package the carried set needs is a problem row; one that has a needed package
+    does not get it carried, and one with a version the project does not accept is a problem row."""
     cw = _check_wheels()
-    device = {k: v for k, v in cw.device_packages().items() if k != "typing-extensions"}
+    need, device = cw.needed(), cw.parse_freeze(GPU_FREEZE)
+    assert set(cw.carried(need, device)) == set(need)  # the fixture has none of them
     rows: list = []
-    cw.check_requirements(cw.pinned_wheels(), device, None, rows, installed_only=True)
+    cw.check_requirements(need, {k: v for k, v in device.items() if k != "typing-extensions"}, None, rows,
+                          installed_only=True)
     bad = [r for r in rows if r[2] == "PROBLEM"]
     assert bad and all("typing-extensions" in r[1] for r in bad), bad
+
+    rows = []
+    cw.check_requirements(need, {**device, "optuna": "3.6.1", "thop": None}, None, rows, installed_only=True)
+    assert "optuna" not in cw.carried(need, {**device, "optuna": "3.6.1"})
+    bad = [r for r in rows if r[2] == "PROBLEM"]
+    assert [r[1] for r in bad] == ["optuna 3.6.1"] and "optuna>=4" in bad[0][3], bad
+
+
+def test_check_wheels_target_follows_its_python_and_platform(tmp_path):
+    """The marker environment and the wheel tags come from the Python version and platform given."""
+    cw = _check_wheels()
+    t310 = cw.Target("3.10", ["manylinux_2_28_aarch64"])
+    assert t310.environment["python_version"] == "3.10" and t310.environment["python_full_version"] == "3.10.0"
+    assert t310.environment["platform_machine"] == "aarch64" and t310.environment["sys_platform"] == "linux"
+    t312 = cw.Target("3.12.3", ["manylinux_2_34_x86_64"])
+    assert t312.environment["python_full_version"] == "3.12.3"
+    assert "manylinux2014_x86_64" in t312.platforms and "manylinux_2_35_x86_64" not in t312.platforms
+    for name, ok in [("a-1.0-cp312-cp312-manylinux_2_34_x86_64.whl", True), ("a-1.0-py3-none-any.whl", True),
+                     ("a-1.0-cp310-abi3-manylinux2014_x86_64.whl", True),
+                     ("a-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", False),
+                     ("a-1.0-cp312-cp312-manylinux_2_35_x86_64.whl", False),
+                     ("a-1.0-cp312-cp312-win_amd64.whl", False)]:
+        assert (cw.wheel_problem(Path(name), t312) is None) == ok, name
+    freeze = tmp_path / "freeze.txt"
+    freeze.write_text("# a comment\nTorch==2.4.0\ntyping_extensions\nfoo @ https://example.org/foo-1.whl\n"
+                      "-e git+https://example.org/y#egg=y\n")
+    assert cw.parse_freeze(freeze) == {"torch": "2.4.0", "typing-extensions": None, "foo": None}
+
+
+# --- the repository ---------------------------------------------------------------------------------------------
+
+def test_no_tracked_file_names_a_path_outside_the_repository():
+    """No tracked file names a fixed location of one particular machine (a path outside the repository)."""
+    # built by concatenation, so that this file does not match itself
+    patterns = [s.encode() for s in ("/" + "work/", "/" + "farm/", "." + "library/", "/opt/" + "pypi",
+                                     "/opt/" + "wheels")]
+    proc = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
+    if proc.returncode:
+        pytest.skip("not a git checkout")
+    found = []
+    for f in proc.stdout.decode().split("\0"):
+        path = ROOT / f
+        if not f or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_bytes().splitlines(), 1):
+            hits = [p.decode() for p in patterns if p in line]
+            if hits:
+                found.append(f"{f}:{number}: {', '.join(hits)}")
+    assert not found, found
