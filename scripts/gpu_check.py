@@ -12,7 +12,10 @@ the other precisions, on-the-fly latents and the combined codec's evaluation. Th
 peak GPU memory, loss after the first and the last step) and its JSON copy are rewritten after every row in
 --out (default: $OUT when set, else results/gpu_check), so a run stopped by a time limit keeps what it did;
 --budget-s stops the run cleanly (a row still running at the budget is stopped and marked so; later rows are
-marked skipped).
+marked skipped); it counts from GPU_CHECK_T0 (epoch seconds; gpu_check.sh exports it before pip) when set, else from
+this script's start. The header and every row say the precision and TF32 state they ran with (read after
+``prepare``, which turns TF32 on for training). At the end one line per row says "ok" or its status; the exit
+status is 0 when the table was written (failed rows included: the table is the finding), 1 when it could not be.
 """
 from __future__ import annotations
 
@@ -29,17 +32,46 @@ import traceback
 import warnings
 from pathlib import Path
 
-import torch
+STARTED = time.time(), time.monotonic()  # before torch's import: the budget counts from here at the latest
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import space  # noqa: E402
-from asymllic.device import peak_memory_gib, pick_device, reset_peak_memory, tf32_state, with_index  # noqa: E402
+from asymllic import cuda  # noqa: E402
+from asymllic.device import (peak_memory, pick_device, pick_precision, prepare, reset_peak_memory,  # noqa: E402
+                             tf32_state)
 from asymllic.training import StageRun, combine, get_schedule, train_stage1, train_stage2, train_teacher  # noqa: E402
+from asymllic.training.latents import META  # noqa: E402
 
 
-class OverBudget(Exception):
-    """The check's time budget ran out during a row."""
+class OverBudget(BaseException):
+    """The check's time budget ran out during a row. A BaseException (as KeyboardInterrupt): the broad ``except
+    Exception`` handlers inside a row (a refused file, a failed trial) let it through to ``Table.run``."""
+
+
+def budget_start(environ=os.environ) -> tuple:
+    """(monotonic time the budget counts from, what it is): GPU_CHECK_T0 (epoch seconds, set by gpu_check.sh before
+    pip, imports and CUDA start-up) when set and plausible, else this script's start."""
+    wall, mono = STARTED
+    try:
+        before = wall - float(environ.get("GPU_CHECK_T0", ""))
+    except ValueError:
+        before = None
+    if before is None or not -5 < before < 86_400:  # unset, or not this run's (a stale export)
+        return mono, "this script's start"
+    before = max(0.0, before)
+    return mono - before, f"GPU_CHECK_T0 ({before:.1f} s before this script)"
+
+
+def tf32_cell(state: dict | None = None) -> str:
+    """TF32 in one cell: on, off, or each of matmul and cuDNN."""
+    state = state or tf32_state()
+    matmul, conv = bool(state["matmul_tf32"]), bool(state["cudnn_tf32"])
+    if matmul == conv:
+        return "on" if matmul else "off"
+    return f"matmul {'on' if matmul else 'off'}, cudnn {'on' if conv else 'off'}"
 
 
 def _log_figures(run_dir: Path, batch: int) -> dict:
@@ -53,19 +85,24 @@ def _log_figures(run_dir: Path, batch: int) -> dict:
 class Table:
     """Rows run one by one; the markdown table and its JSON copy are rewritten after each."""
 
-    COLUMNS = ("check", "precision", "latents", "steps", "steps_per_s", "samples_per_s", "peak_gib", "loss_first",
-               "loss_last", "wall_s", "note", "status")
+    COLUMNS = ("check", "precision", "tf32", "latents", "steps", "steps_per_s", "samples_per_s", "peak_gib",
+               "loss_first", "loss_last", "wall_s", "note", "status")
 
-    def __init__(self, device: torch.device, out: Path, header: dict, budget_s: float, min_row_s: float = 15.0):
+    def __init__(self, device: torch.device, out: Path, header: dict, budget_s: float, min_row_s: float = 15.0,
+                 start: float | None = None):
+        """``start``: the monotonic time the budget counts from (default now)."""
         self.device, self.out, self.header, self.rows = device, out, header, []
-        self.deadline, self.min_row_s = time.monotonic() + budget_s, min_row_s
+        self.deadline = (time.monotonic() if start is None else start) + budget_s
+        self.min_row_s, self.written = min_row_s, False
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
     def run(self, name: str, fn, **fields) -> dict:
-        """Run one check; a failure is a row with its reason, and the check goes on."""
+        """Run one check; a failure is a row with its reason, and the check goes on. The row says the TF32 state
+        it started with unless ``fields`` says otherwise (coding rows: exact kernels)."""
         row = {"check": name, **fields}
+        row.setdefault("tf32", tf32_cell())
         if self.left() < self.min_row_s:
             row["status"] = "skipped: time budget spent"
             return self._add(row)
@@ -74,18 +111,20 @@ class Table:
         previous = signal.signal(signal.SIGALRM, _over_budget)
         signal.alarm(max(1, math.ceil(self.left())))
         try:
-            row.update(fn() or {})
-            row["status"] = "ok"
+            try:
+                row.update(fn() or {})
+                row["status"] = "ok"
+            finally:
+                signal.alarm(0)  # inside the handlers below: an alarm up to here is still this row's
         except OverBudget:
             row["status"] = "stopped: time budget spent during this row"
         except Exception as e:  # noqa: BLE001 - the table reports every failure and continues
             row["status"] = f"FAILED: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
             traceback.print_exc()
         finally:
-            signal.alarm(0)
             signal.signal(signal.SIGALRM, previous)
         row["wall_s"] = time.perf_counter() - t0
-        row.setdefault("peak_gib", peak_memory_gib(self.device))
+        row.setdefault("peak_gib", peak_memory(self.device).get("peak_gib"))
         return self._add(row)
 
     def _add(self, row: dict) -> dict:
@@ -107,13 +146,32 @@ class Table:
         head = "| " + " | ".join(self.COLUMNS) + " |\n|" + "---|" * len(self.COLUMNS) + "\n"
         return head + "\n".join(self.format_row(r) for r in self.rows) + "\n"
 
-    def write(self) -> None:
+    def write(self) -> bool:
+        """Rewrite the table and its JSON copy; False (and why, on stderr) when they could not be written."""
         about = ", ".join(f"{k} {v}" for k, v in self.header.items())
-        for name, text in (("gpu_check.md", f"{about}\n\n{self.markdown()}"),
-                           ("gpu_check.json", json.dumps({**self.header, "rows": self.rows}, indent=1, default=str))):
-            tmp = self.out / f".{name}.tmp"
-            tmp.write_text(text)
-            tmp.replace(self.out / name)
+        try:
+            for name, text in (("gpu_check.md", f"{about}\n\n{self.markdown()}"),
+                               ("gpu_check.json", json.dumps({**self.header, "rows": self.rows}, indent=1,
+                                                             default=str))):
+                tmp = self.out / f".{name}.tmp"
+                tmp.write_text(text)
+                tmp.replace(self.out / name)
+        except OSError as e:
+            print(f"gpu_check: could not write the table in {self.out}: {e}", file=sys.stderr, flush=True)
+            self.written = False
+            return False
+        self.written = True
+        return True
+
+    def summary(self) -> str:
+        """One line per row: ok, or its status; with the precision and TF32 state it ran with."""
+        lines = []
+        for r in self.rows:
+            ok = r.get("status") == "ok"
+            lines.append(f"{'ok' if ok else 'NOT OK'}: {r['check']} [precision {r.get('precision') or '-'}, "
+                         f"TF32 {r.get('tf32') or '-'}" + (f", latents {r['latents']}" if r.get("latents") else "")
+                         + "]" + ("" if ok else f": {r.get('status')}"))
+        return "\n".join(lines)
 
 
 def _over_budget(signum, frame):
@@ -136,29 +194,41 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=os.environ.get("OUT") or "results/gpu_check")
     args = p.parse_args(argv)
 
-    device = with_index(pick_device(args.device))
+    start, counted_from = budget_start()
+    # what every training row does first (cuDNN autotuning, TF32 on): done here, so the header's TF32 state is
+    # the one the rows run with, the fp32 matmul reference of the throughput rows included
+    device = prepare(pick_device(args.device))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"gpu_check: could not create {out}: {e}", file=sys.stderr)
+        return 1
     # a fresh work folder every run (never under $OUT, whose files travel back)
     work = Path(tempfile.mkdtemp(prefix="gpu-check-", dir=None if "OUT" in os.environ else out))
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    name = cuda.name(device) if device.type == "cuda" else "CPU"
+    first, rest = args.precisions[0], args.precisions[1:]
     header = {"device": f"{device} ({name})", "torch": torch.__version__, "crop": args.crop, "batch": args.batch,
-              "steps": args.steps, **{k: str(v) for k, v in tf32_state().items()}}
+              "steps": args.steps, "precisions": " ".join(args.precisions), "tf32": tf32_cell(),
+              **{k: str(v) for k, v in tf32_state().items()},
+              "budget_s": f"{args.budget_s:g} from {counted_from}"}
     print(", ".join(f"{k} {v}" for k, v in header.items()) + f"; work folder {work}", flush=True)
     schedule = get_schedule("paper", crop=args.crop, batch=args.batch, cache_crops=64,
                             checkpoint_every=max(1, args.steps), eval_max_side=0)
-    table = Table(device, out, header, args.budget_s)
+    table = Table(device, out, header, args.budget_s, start=start)
     check = Check(args, device, work, schedule)
-    first, rest = args.precisions[0], args.precisions[1:]
+    coded = {"precision": "fp32 (coding)", "tf32": "off (exact kernels)"}
     table.run("teacher (TCM-small)", check.teacher(first), precision=first, latents="-")
     if check.teacher_ckpt is None:
         print("no teacher was trained; the other checks need one", file=sys.stderr)
     else:
         table.run("stage1 (paper g_s)", check.stage("stage1", first, "cache"), precision=first, latents="cache")
         table.run("stage2 (paper h_s + f_c)", check.stage("stage2", first, "cache"), precision=first, latents="cache")
-        table.run("search: 3 synthesis candidates, 2 Optuna workers", check.search, precision="auto", latents="policy")
-        table.run("file coded on the device, decoded there and on the CPU", check.cross)
-        table.run("host syncs per training step (teacher)", check.host_syncs, precision=first)
+        table.run("search: 3 synthesis candidates, 2 Optuna workers", check.search,
+                  precision=f"auto ({pick_precision('auto', device)})", latents="policy")
+        table.run("file coded on the device, decoded there and on the CPU", check.cross, **coded)
+        table.run("host syncs per training step (teacher; stages 1 and 2 from the cache)", check.host_syncs,
+                  precision=first, latents="cache")
         for part in ("teacher", "stage1"):  # eager and channels_last first; compiling takes minutes
             for layout in ("eager", "channels_last"):
                 table.run(f"throughput: {part} step, {layout}", check.throughput(part, first, layout), precision=first)
@@ -171,10 +241,33 @@ def main(argv=None) -> int:
                 for latents in (("on the fly",) if precision == first else ("cache", "on the fly")):
                     table.run(f"{stage} ({what})", check.stage(stage, precision, latents), precision=precision,
                               latents=latents)
-        table.run("eval: combined codec (bundled held-out photos)", check.evaluate)
+        table.run("eval: combined codec (bundled held-out photos)", check.evaluate, **coded)
     print("\n" + table.markdown())
+    if not table.write():
+        print(f"gpu_check: the table could not be written in {out}", file=sys.stderr)
+        return 1
     print(f"written: {out / 'gpu_check.md'}")
-    return 0 if all(r["status"] == "ok" for r in table.rows) else 1
+    print(table.summary(), flush=True)
+    return 0  # the table is the product: failed rows are findings in it
+
+
+def count_host_syncs(runs: dict, debug=None) -> dict:
+    """Each of ``runs`` (name -> run(steps, folder)) for 2 and 6 steps under the sync debug mode ``warn`` (``debug``:
+    ``cuda.sync_debug``); the warnings about synchronising calls counted, their difference over 4 steps per step."""
+    debug = debug or cuda.sync_debug
+    per_step, counts = {}, {}
+    for part, run in runs.items():
+        counted = []
+        for steps in (2, 6):
+            with warnings.catch_warnings(record=True) as caught, debug("warn"):
+                warnings.simplefilter("always")
+                run(steps, f"syncs-{part.split()[0]}-{steps}")
+            counted.append(sum("synchroniz" in str(w.message).lower() for w in caught))
+        counts[part], per_step[part] = counted, (counted[1] - counted[0]) / 4
+    return {"steps": 4 * len(per_step), "syncs_per_step": per_step, "sync_counts_2_6_steps": counts,
+            "note": "host syncs per step: " + ", ".join(f"{k} {v:.1f}" for k, v in per_step.items())
+                    + " (" + "; ".join(f"{k} {a} in 2 steps, {b} in 6" for k, (a, b) in counts.items())
+                    + ", set-up included)"}
 
 
 class Check:
@@ -199,14 +292,18 @@ class Check:
             return _log_figures(self.work / where, self.args.batch)
         return fn
 
-    def stage(self, stage: str, precision: str, latents: str):
+    def stage(self, stage: str, precision: str, latents: str, steps: int | None = None, folder: str | None = None):
+        """A stage's row; ``steps``/``folder``: a shorter run of it (host syncs), planned as the row's run (the
+        same latent cache)."""
         def fn():
-            folder = f"{stage}-{precision}-{latents.replace(' ', '-')}"
+            where = folder or f"{stage}-{precision}-{latents.replace(' ', '-')}"
             train = train_stage1 if stage == "stage1" else train_stage2
             ckpt = train(self.teacher_ckpt, space.get_preset("paper"), self.schedule, 0.0067, None,
-                         self.run(folder, precision, 4.0 if latents == "cache" else 0.0), self.args.steps)
-            self.ckpts.setdefault(stage, ckpt)  # the first row's (most important precision) is combined
-            return _log_figures(self.work / folder, self.args.batch)
+                         self.run(where, precision, 4.0 if latents == "cache" else 0.0), steps or self.args.steps,
+                         plan_steps=self.args.steps)
+            if folder is None:
+                self.ckpts.setdefault(stage, ckpt)  # the first row's (most important precision) is combined
+            return _log_figures(self.work / where, self.args.batch)
         return fn
 
     def search(self) -> dict:
@@ -254,23 +351,23 @@ class Check:
             verdict = f"refused: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
         return {"note": f"{len(data)} bytes; decoded on {self.device}: ok; on the CPU: {verdict}"}
 
+    def sync_runs(self) -> dict:
+        """name -> run(steps, folder) of each training loop whose host syncs are counted: the teacher, and stages 1
+        and 2 reading the latent cache (as the stage rows: same plan, same cache)."""
+        first = self.args.precisions[0]
+        return {"teacher": lambda steps, folder: self.teacher(first, steps, folder)(),
+                "stage1 (cache)": lambda steps, folder: self.stage("stage1", first, "cache", steps, folder)(),
+                "stage2 (cache)": lambda steps, folder: self.stage("stage2", first, "cache", steps, folder)()}
+
     def host_syncs(self) -> dict:
-        """Synchronising calls per steady-state training step, from CUDA's sync debug mode: runs of 2 and 6 steps
-        differ by 4 steps' syncs (set-up, checkpoints and the first step cancel out)."""
+        """Synchronising calls per steady-state training step, from CUDA's sync debug mode, for the teacher and
+        stages 1 and 2 from the latent cache: runs of 2 and 6 steps differ by 4 steps' syncs (set-up, checkpoints
+        and the first step cancel out). The cache is built before counting (by the stage rows, else here)."""
         if self.device.type != "cuda":
-            return {"note": "CUDA only (torch.cuda.set_sync_debug_mode)"}
-        counts = []
-        for steps in (2, 6):
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    self.teacher(self.args.precisions[0], steps, f"syncs-{steps}")()
-            finally:
-                torch.cuda.set_sync_debug_mode(0)
-            counts.append(sum("synchroniz" in str(w.message).lower() for w in caught))
-        return {"steps": 4, "note": f"{(counts[1] - counts[0]) / 4:.1f} host syncs per step ({counts[0]} in 2 steps, "
-                                    f"{counts[1]} in 6, set-up included)"}
+            return {"note": "CUDA only (torch's sync debug mode)"}
+        if not any((self.work / "cache").glob(f"*/*/{META}")):  # the stage rows did not build it: once, uncounted
+            self.stage("stage1", self.args.precisions[0], "cache", 1, "syncs-cache")()
+        return count_host_syncs(self.sync_runs())
 
     def throughput(self, part: str, precision: str, layout: str):
         """Steps/s of one training step of ``part`` (forward, backward, Adam) at the check's crop and batch, and the

@@ -7,6 +7,7 @@ knows is stored as user attributes, so the study database alone is the result.
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable
 
 import space
@@ -195,6 +196,21 @@ def _spawned_worker(spec_dict: dict, threads: int, index: int = 0) -> None:
         sys.exit(2)
 
 
+def _stop(procs: list, grace_s: float = 5.0) -> None:
+    """End the worker processes that are still running: SIGTERM, ``grace_s`` seconds to go, then SIGKILL."""
+    started = [p for p in procs if p.pid is not None]
+    for p in started:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + grace_s
+    for p in started:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in started:
+        if p.is_alive():
+            p.kill()
+            p.join(grace_s)
+
+
 def run_optuna(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
     """Run ``spec.workers`` worker processes on one study (or this process alone for one worker)."""
     study = open_study(spec)  # create (and enqueue presets) once, before the workers race
@@ -206,10 +222,14 @@ def run_optuna(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
     threads = max(1, (os.cpu_count() or 1) // spec.workers)
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_spawned_worker, args=(spec.to_dict(), threads, i)) for i in range(spec.workers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+    except BaseException:  # interrupted (Ctrl-C, a caller's time budget): the workers stop too, not train on
+        _stop(procs)
+        raise
     failed = [p.exitcode for p in procs if p.exitcode]
     if failed:
         from asymllic.errors import AsymllicError

@@ -249,20 +249,33 @@ def test_gpu_check_runs_in_cpu_mode_without_ray_or_plotly(tmp_path):
     assert any(c.startswith("search") for c in checks) and any("decoded there and on the CPU" in c for c in checks)
     assert all(r["status"] == "ok" for r in rows) and "bit-exact" in table
     assert {r["latents"] for r in rows if r["check"].startswith("stage")} == {"cache", "on the fly"}
+    assert all(r.get("precision") and r.get("tf32") for r in rows)  # what each row ran with
+    ends = [line for line in proc.stdout.splitlines() if line.startswith(("ok: ", "NOT OK: "))]
+    assert len(ends) == len(rows) and all(line.startswith("ok: ") for line in ends), ends
 
 
 def test_gpu_check_keeps_its_table_when_the_budget_runs_out(tmp_path):
-    """A row still running at the budget is stopped, later rows are skipped, and the table on disk says so."""
+    """A row still running at the budget is stopped, later rows are skipped, and the table on disk says so; a broad
+    ``except Exception`` inside the row (a refused file, a failed trial) does not swallow the stop."""
     import time
 
     import torch
 
     gpu_check = script_module("scripts/gpu_check.py")
+    assert not issubclass(gpu_check.OverBudget, Exception)
+
+    def slow():
+        try:
+            time.sleep(30)
+        except Exception:  # noqa: BLE001 - what rows do
+            return {"note": "refused"}
+
     table = gpu_check.Table(torch.device("cpu"), tmp_path, {"device": "cpu"}, budget_s=2, min_row_s=0.5)
     table.run("quick", lambda: {"note": "done"})
     assert json.loads((tmp_path / "gpu_check.json").read_text())["rows"][0]["status"] == "ok"  # written at once
-    table.run("slow", lambda: time.sleep(30))
+    table.run("slow", slow)
     table.run("next", lambda: {"note": "never"})
     rows = json.loads((tmp_path / "gpu_check.json").read_text())["rows"]
     assert [r["status"].split(":")[0] for r in rows] == ["ok", "stopped", "skipped"]
     assert rows[1]["wall_s"] < 10 and "| slow |" in (tmp_path / "gpu_check.md").read_text()
+    assert "note" not in rows[1]

@@ -187,3 +187,37 @@ def test_bundled_photos_are_real_and_split():
     train, held_out = resolve(None, "train").paths, resolve("bundled", "eval").paths
     assert len(train) >= 5 and len(held_out) >= 3 and not set(train) & set(held_out)
     assert all(Path(p).is_file() for p in train + held_out)
+
+
+def test_cached_batches_are_pinned_and_copied_asynchronously_exactly_on_cuda(tmp_path, monkeypatch):
+    """``LatentCache.batch_at``: on the CPU the batch is the plain rows (as before); on a CUDA device the rows are
+    gathered into pinned host memory and all three copied with ``non_blocking`` (no stream sync per step)."""
+    from asymllic.training.latents import CacheWriter
+
+    rng = np.random.default_rng(0)
+    writer = CacheWriter(tmp_path / "cache", 6, 32)
+    writer.add(rng.integers(0, 255, (6, 3, 32, 32), dtype=np.uint8),
+               *(rng.standard_normal((6, 320, 2, 2)).astype(np.float16) for _ in range(2)))
+    cache = writer.close({"count": 6})
+    gen = torch.Generator().manual_seed(1 * 1_000_003 + 3)
+    x, y, y_hat = cache.rows(torch.randint(0, len(cache), (4,), generator=gen).numpy())
+    expected = (x.float().div_(255), y.float(), y_hat.float())  # the batch as it always was
+
+    pinned, copies, real_to = [], [], torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *a, **k: pinned.append(self.dtype) or self.clone())
+
+    def to(self, *args, **kwargs):
+        target = args[0] if args and isinstance(args[0], (str, torch.device)) else kwargs.get("device")
+        if target is not None and torch.device(target).type == "cuda":  # no GPU here: record it, stay on the CPU
+            copies.append(kwargs.get("non_blocking", False))
+            return real_to(self, "cpu")
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    for device in ("cpu", torch.device("cpu")):
+        got = cache.batch_at(3, 4, seed=1, device=device)
+        assert all(a.dtype == b.dtype == torch.float32 and torch.equal(a, b) for a, b in zip(got, expected))
+    assert pinned == [] and copies == []
+    got = cache.batch_at(3, 4, seed=1, device=torch.device("cuda", 0))
+    assert pinned == [torch.uint8, torch.float16, torch.float16] and copies == [True, True, True]
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
