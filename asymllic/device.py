@@ -12,6 +12,7 @@ import os
 
 import torch
 
+from . import cuda
 from .errors import AsymllicError
 from .options import PRECISIONS  # declared once, torch-free, for the command line too
 
@@ -25,27 +26,27 @@ class DeviceError(AsymllicError):
 def pick_device(name: str = "auto") -> torch.device:
     name = (name or "auto").strip().lower()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if cuda.available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
-        if not torch.cuda.is_available():
+        if not cuda.available():
             raise DeviceError(f"--device {name} asked for CUDA, but this machine has no CUDA device "
                               "(torch.cuda.is_available() is False); use --device cpu or auto")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                              f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        if device.index is not None and device.index >= cuda.count():
+            raise DeviceError(f"--device {name}: this machine has {cuda.count()} CUDA device(s), "
+                              f"cuda:0 to cuda:{cuda.count() - 1}")
     elif device.type != "cpu":
         raise DeviceError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
     return device
 
 
 def with_index(device: torch.device) -> torch.device:
-    """``cuda`` -> ``cuda:<current device>``: what ``torch.cuda.set_device``, CUDA events and memory figures need."""
+    """``cuda`` -> ``cuda:<current device>``: what setting the device, CUDA events and memory figures need."""
     if device.type == "cuda" and device.index is None:
-        return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cuda", cuda.current())
     return device
 
 
@@ -53,7 +54,7 @@ def worker_device(name: str, worker: int) -> torch.device:
     """Worker ``i`` of a search on ``cuda`` (no index) with n GPUs uses ``cuda:(i mod n)``."""
     device = pick_device(name)
     if device.type == "cuda" and device.index is None:
-        return torch.device("cuda", worker % torch.cuda.device_count())
+        return torch.device("cuda", worker % cuda.count())
     return device
 
 
@@ -91,7 +92,7 @@ def prepare(device: torch.device) -> torch.device:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.cuda.set_device(device)
+        cuda.use(device)
     return device
 
 
@@ -116,10 +117,9 @@ def tf32_state() -> dict:
             "float32_matmul_precision": torch.get_float32_matmul_precision()}
 
 
-def peak_memory_gib(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    return torch.cuda.max_memory_allocated(with_index(device)) / 2**30
+def peak_memory(device: torch.device) -> dict:
+    """This process's peak device memory since ``reset_peak_memory`` (allocated and reserved GiB); {} off CUDA."""
+    return cuda.peak_gib(with_index(device)) if device.type == "cuda" else {}
 
 
 def cpu_threads() -> int:
@@ -128,7 +128,7 @@ def cpu_threads() -> int:
 
 def is_out_of_memory(e: BaseException) -> bool:
     """A device allocation failed: maybe this work's size, maybe another process on the same GPU."""
-    return isinstance(e, torch.cuda.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
+    return isinstance(e, cuda.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
 
 
 def is_device_fault(e: BaseException) -> bool:
@@ -141,11 +141,10 @@ def is_device_fault(e: BaseException) -> bool:
 
 def release_memory() -> None:
     """Give cached device memory back (after an out-of-memory error, before one retry)."""
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    cuda.release_cache()
 
 
 def reset_peak_memory(device: torch.device) -> None:
-    """Start a new peak for ``peak_memory_gib`` (per process: each search worker reports its own)."""
+    """Start a new peak for ``peak_memory`` (per process: each search worker reports its own)."""
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(with_index(device))
+        cuda.reset_peak(with_index(device))

@@ -25,7 +25,9 @@ class Limits:
 def available_memory(device: str | torch.device = "cpu") -> int:
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        from . import cuda
+
+        return cuda.free_memory(device)
     import psutil
 
     return psutil.virtual_memory().available

@@ -50,10 +50,10 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
     def run(stage: str) -> StageRun:
         return StageRun(trial_dir / stage, cache, spec.seed, progress, **spec.run_options())
 
-    from asymllic.device import peak_memory_gib, reset_peak_memory
+    from asymllic.device import peak_memory, reset_peak_memory
 
     device, _ = run("eval").resolved()
-    reset_peak_memory(device)
+    reset_peak_memory(device)  # this worker's own peak (training and evaluation), for workers sharing a GPU
     paths = {}
     if spec.part in ("synthesis", "joint"):
         paths["stage1"] = train_stage1(spec.teacher, cfg, schedule, spec.lmbda, spec.data, run("stage1"), steps, plan)
@@ -66,8 +66,6 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
         else next(iter(paths.values()))
     model = load_codec(codec, device)
     out = {"train_seconds": time.perf_counter() - t0, "checkpoint": str(codec)}
-    if device.type == "cuda":  # this worker's own peak, for reports of several workers sharing a GPU
-        out["peak_gib"] = peak_memory_gib(device)
     # selected on one set, reported on another: the objectives use the first, test_* figures the second (only at
     # the top rung: a lower rung's result only decides whether the candidate goes on)
     sets = (("", spec.eval_data, "eval"),) + ((("test_", spec.test_data, "test"),) if steps >= plan else ())
@@ -79,6 +77,7 @@ def train_and_evaluate(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path
                     f"{prefix}rd_cost": rd_cost(r["mse"][0], r["bpp"][0], spec.lmbda)})
         if not prefix:
             out["decoding_time"] = r["decoding_time"][0]
+    out.update(peak_memory(device))
     if steps >= plan:  # only a run that may go on (to the next rung, or after a crash) needs its optimiser state
         drop_resume_state(trial_dir)
     return out

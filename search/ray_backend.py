@@ -208,9 +208,9 @@ def cluster_gpus(address: str | None) -> float:
         if not ray.is_initialized():
             connect(address)
         return float(ray.cluster_resources().get("GPU", 0))
-    import torch
+    from asymllic import cuda
 
-    return float(torch.cuda.device_count())
+    return float(cuda.count())
 
 
 def connect(address: str | None) -> None:

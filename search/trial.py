@@ -70,12 +70,12 @@ def _with_device_retry(fn: Callable):
         try:
             return fn()
         except Exception as e:
-            if is_out_of_memory(e) and attempt == 1:
-                release_memory()
-                continue
             if is_device_fault(e):
                 raise MachineError(f"device fault, this worker stops (its CUDA context is unusable): {e}"[:1000]) from e
-            raise
+            if not (is_out_of_memory(e) and attempt == 1):
+                raise
+        # outside the handler: the traceback, and with it the failed attempt's frames and tensors, is gone
+        release_memory()
 
 
 def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path, evaluate: Callable = train_and_evaluate,
@@ -106,6 +106,8 @@ def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path, evaluat
     for rung, rung_steps in enumerate(steps):
         try:
             metrics = _with_device_retry(lambda: evaluate(cfg, spec.at_rung(rung_steps, steps[-1]), trial_dir))
+        except MachineError:
+            raise
         except Exception as e:  # noqa: BLE001 - a candidate's crash is its record, not the search's end
             if is_resource_error(e):
                 raise MachineError(describe(e, trial_dir)) from e

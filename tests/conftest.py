@@ -93,13 +93,30 @@ def run_cli(*args, check: bool = True, env: dict | None = None, process: bool = 
 
 @pytest.fixture(scope="session")
 def smoke_teacher(tmp_path_factory) -> str:
-    """A TCM-small teacher trained for the smoke schedule's few steps (real training, seconds)."""
+    """A TCM-small teacher trained for the smoke schedule's few steps (real training, seconds), on ``cuda`` as the
+    strict CUDA stand-in shows it (its calls in ``STANDIN_TEACHER_CALLS``; the tensors on the CPU, in fp32: CUDA's
+    bf16 autocast is off where there is no GPU). The settings training makes for a GPU are undone afterwards."""
+    import cuda_standin
+    import torch
+
     import space
     from asymllic.training import StageRun, get_schedule, train_teacher
 
     root = tmp_path_factory.mktemp("smoke_teacher")
-    return str(train_teacher(space.teacher_config(64), get_schedule("smoke"), 0.0067, None,
-                             StageRun(root, root / "cache", progress=False)))
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    flags = (cudnn.benchmark, matmul.allow_tf32, cudnn.allow_tf32)
+    with pytest.MonkeyPatch.context() as mp:
+        cuda = cuda_standin.install(2, setattr_=mp.setattr)
+        try:
+            path = train_teacher(space.teacher_config(64), get_schedule("smoke"), 0.0067, None,
+                                 StageRun(root, root / "cache", progress=False, device="cuda"))
+        finally:
+            cudnn.benchmark, matmul.allow_tf32, cudnn.allow_tf32 = flags
+    STANDIN_TEACHER_CALLS[:] = cuda.log
+    return str(path)
+
+
+STANDIN_TEACHER_CALLS: list = []  # the CUDA calls of the session's smoke teacher, through the stand-in
 
 
 @pytest.fixture
@@ -120,3 +137,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__ == "test_ray" or "[ray]" in item.nodeid:
             item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+@pytest.fixture
+def strict_cuda(monkeypatch):
+    """This process sees two GPUs through the strict ``torch.cuda`` stand-in (tests/cuda_standin.py): every CUDA
+    call of the product is checked against torch's preconditions; tensors meant for a GPU run on the CPU."""
+    import cuda_standin
+
+    return cuda_standin.install(2, setattr_=monkeypatch.setattr)
+
+
+@pytest.fixture
+def strict_cuda_children(monkeypatch, tmp_path):
+    """Child processes (spawned search workers, Ray's workers) started from here see two GPUs through the
+    stand-in too; returns the file every process logs its CUDA calls to (``cuda_standin.read_log``)."""
+    import cuda_standin
+
+    log = tmp_path / "cuda_calls.jsonl"
+    site = Path(__file__).resolve().parent / "cuda_standin_site"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(cuda_standin.ENV, "2")
+    monkeypatch.setenv(cuda_standin.LOG_ENV, str(log))
+    return log

@@ -239,10 +239,13 @@ def test_ray_backend_runs_the_same_records(study, tmp_path, ray_stopped_after):
     assert "no confidence interval" in res.summary.set_index("decoder").loc["paper", "verdict"]
 
 
-def test_a_real_confirmation_run_at_the_smoke_schedule(study, tmp_path):
-    """The real trial pipeline: stage-1 training (1 step) and evaluation on the test photos, one run."""
+def test_a_real_confirmation_run_at_the_smoke_schedule(study, tmp_path, strict_cuda):
+    """The real trial pipeline: stage-1 training (1 step) and evaluation on the test photos, one run, on ``cuda:1``
+    as the strict CUDA stand-in shows it (tensors on the CPU)."""
     root = copy_study(study, tmp_path)
-    res = confirm(study.study, picks=[], references=("paper",), seeds=1, steps=1, root=str(root), progress=False)
+    res = confirm(study.study, picks=[], references=("paper",), seeds=1, steps=1, root=str(root), progress=False,
+                  overrides={"device": "cuda:1"})
+    assert {c["device"] for c in strict_cuda.log if c["call"] == "reset_peak_memory_stats"} == {1}
     r = res.runs.iloc[0]
     assert r["status"] == "complete" and np.isfinite(r["test_psnr"]) and r["test_bpp"] > 0 and r["steps"] == 1
     assert os.path.isfile(r["checkpoint"]) and str(run_folder(root / study.study, r["config_id"], 0)) in r["checkpoint"]

@@ -217,3 +217,42 @@ def test_frozen_targets_do_not_depend_on_the_run_precision():
         bf16 = frozen_targets(teacher, x)
     assert all(torch.equal(a, b) for a, b in zip(fp32, bf16))
     assert fp32[0].dtype == torch.float16  # the cache's precision, on the fly too
+
+
+def test_the_out_of_memory_retry_releases_after_the_failed_attempts_tensors_are_gone(monkeypatch):
+    """The cache is emptied outside the exception handler: while the traceback lives, it holds the failed
+    attempt's frames and their tensors, and emptying the cache then frees nothing."""
+    import gc
+    import weakref
+
+    from search.trial import _with_device_retry
+
+    alive_at_release, held = [], []
+    monkeypatch.setattr(dev, "release_memory", lambda: alive_at_release.append(held[0]() is not None))
+
+    def attempt():
+        activations = torch.empty(1024)  # what the failed forward pass had allocated
+        if not held:
+            held.append(weakref.ref(activations))
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return "trained"
+
+    gc.disable()  # only reference counting: what a GPU worker relies on between attempts
+    try:
+        assert _with_device_retry(attempt) == "trained"
+    finally:
+        gc.enable()
+    assert alive_at_release == [False]
+
+
+def test_the_estimated_rate_pass_runs_with_exact_kernels(codec_and_photo, monkeypatch):
+    """Evaluation's extra h_a/h_s/f_c pass runs as coding does: no cuDNN autotuning for each new image size."""
+    from asymllic.evaluation.evaluate import evaluate_image
+
+    model, x = codec_and_photo
+    seen, forward = [], type(model).entropy_forward
+    monkeypatch.setattr(type(model), "entropy_forward",
+                        lambda self, y: seen.append(torch.backends.cudnn.benchmark) or forward(self, y))
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # what training left set
+    evaluate_image(model, x)
+    assert seen == [False] and torch.backends.cudnn.benchmark

@@ -98,7 +98,8 @@ def _stop_processes_mentioning(text: str) -> None:
 
 @pytest.fixture()
 def ray_cluster():
-    """A real Ray head node on loopback with its own ports, temp dir and auth token; stopped afterwards."""
+    """A real Ray head node on loopback with its own ports, temp dir and auth token, and two GPUs as Ray counts
+    them (logical: a trial that reserves one gets its ``CUDA_VISIBLE_DEVICES``); stopped afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's unix sockets live under it
     (tmp / "token").write_text(secrets.token_hex(32))
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(tmp / "token"),
@@ -107,7 +108,7 @@ def ray_cluster():
     workers = _free_range(61)
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
     start = subprocess.run([*ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
-                            "--temp-dir", str(tmp), "--num-cpus", "2", "--include-dashboard", "false",
+                            "--temp-dir", str(tmp), "--num-cpus", "2", "--num-gpus", "2", "--include-dashboard", "false",
                             "--disable-usage-stats", "--object-store-memory", str(200 * 2**20),
                             "--node-manager-port", str(node), "--object-manager-port", str(obj),
                             "--dashboard-agent-listen-port", str(listen), "--dashboard-agent-grpc-port", str(grpc),
@@ -122,7 +123,12 @@ def ray_cluster():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_ray_cluster_search_resumes_after_the_driver_is_killed(tmp_path, smoke_teacher, ray_cluster):
+def test_ray_cluster_search_resumes_after_the_driver_is_killed(tmp_path, smoke_teacher, strict_cuda_children,
+                                                              ray_cluster):
+    """The cluster's two GPUs are the strict CUDA stand-in's (tests/cuda_standin.py) in every process: the driver
+    plans a GPU per trial, each trial trains on the one GPU Ray shows its actor."""
+    from cuda_standin import read_log
+
     address, env = ray_cluster
     # without the cluster's token the connection is refused with a one-line error
     refused = run_cli("search", "--study", "x", "--backend", "ray", "--schedule", "smoke", "--trials", "1",
@@ -157,3 +163,6 @@ def test_ray_cluster_search_resumes_after_the_driver_is_killed(tmp_path, smoke_t
     for path, mtime in before.items():  # finished before the kill: kept, not trained again
         assert path.stat().st_mtime_ns == mtime
         assert any(c.startswith(str(path.parent)) for c in df["checkpoint"])
+    resets = [c for c in read_log(strict_cuda_children) if c["call"] == "reset_peak_memory_stats"]
+    assert len(resets) >= 4 and {c["device"] for c in resets} == {0} and all(c["initialised"] for c in resets)
+    assert df["peak_gib"].notna().all()

@@ -95,11 +95,13 @@ def test_teacher_lambdas_and_bad_inputs(teachers, tmp_path):
     assert load_anchor(curve([0.1, 0.2], [30, 31], "mine"))["name"] == "mine"
 
 
-def test_rd_curve_at_the_smoke_schedule_and_resume(teachers, images, tmp_path, monkeypatch):
+def test_rd_curve_at_the_smoke_schedule_and_resume(teachers, images, tmp_path, monkeypatch, strict_cuda):
+    """Trained on ``cuda:1`` as the strict CUDA stand-in shows it (tensors on the CPU)."""
     data, test = images
     out = tmp_path / "rd"
     res = rd_curve("paper", teachers, schedule="smoke", steps=1, data=data, test_data=test, out=out,
-                   root=str(tmp_path), anchors=["vtm"], progress=False)
+                   root=str(tmp_path), anchors=["vtm"], progress=False, device="cuda:1")
+    assert ("set_device", 1) in {(c["call"], c["device"]) for c in strict_cuda.log}
     assert res.trained == [0.0035, 0.013]
     for c in (res.decoder, res.teacher):
         r = c["results"]

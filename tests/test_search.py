@@ -160,10 +160,17 @@ def test_sigkilled_search_resumes_without_losing_finished_trials(tmp_path, smoke
     assert len(open_study(SearchSpec(study="k", root=str(tmp_path)), create=False).trials) == n
 
 
-def test_two_worker_processes_share_one_sqlite_study(tmp_path, smoke_teacher):
-    """Multi-fidelity with two workers: both rank their rung results against everything stored at that rung."""
+def test_two_worker_processes_share_one_sqlite_study(tmp_path, smoke_teacher, strict_cuda, strict_cuda_children):
+    """Multi-fidelity with two workers: both rank their rung results against everything stored at that rung. The
+    workers are spawned processes that see two GPUs through the strict CUDA stand-in: worker i trains on cuda:i,
+    in a process where nothing has started CUDA before its first candidate."""
+    from cuda_standin import read_log
+
     run_cli("search", "--study", "w", "--schedule", "smoke", "--trials", "4", "--workers", "2", "--teacher", smoke_teacher,
-            "--root", tmp_path, "--no-presets", "--mac-budget", "none", "--min-steps", "1")
+            "--root", tmp_path, "--no-presets", "--mac-budget", "none", "--min-steps", "1", "--device", "cuda")
+    calls = read_log(strict_cuda_children)
+    resets = {(c["pid"], c["device"]) for c in calls if c["call"] == "reset_peak_memory_stats"}
+    assert {d for _, d in resets} == {0, 1} and len({p for p, _ in resets}) == 2  # one GPU per worker process
     study = open_study(SearchSpec(study="w", root=str(tmp_path)), create=False)
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) >= 4 and len({t.number for t in study.trials}) == len(study.trials)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import torch
 from space import HYPER_CHANNELS, LATENT_CHANNELS, CodecConfig
 
+from .. import cuda
 from ..codec.coding import entropy_model
 from ..device import exact_kernels, pick_device, with_index
 from ..models import LicCodec
@@ -48,13 +49,7 @@ def _timed(fn, device: torch.device) -> float:
         t0 = time.perf_counter()
         fn()
         return 1000 * (time.perf_counter() - t0)
-    with torch.cuda.device(device):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize(device)
-        return start.elapsed_time(end)
+    return cuda.elapsed_ms(fn, device)
 
 
 def decode_latency(config: CodecConfig, size: tuple = (768, 512), device: str = "cpu", threads: int | None = None,
@@ -77,6 +72,6 @@ def decode_latency(config: CodecConfig, size: tuple = (768, 512), device: str = 
             if i >= warmup:
                 times.append(ms)
     target = f"{dev.type}" + (f" x{threads or torch.get_num_threads()} threads" if dev.type == "cpu" else
-                              f" ({torch.cuda.get_device_name(dev)}; entropy path on the CPU)")
+                              f" ({cuda.name(dev)}; entropy path on the CPU)")
     return {"decoder_ms": statistics.median(times), "decoder_ms_min": min(times), "decoder_ms_max": max(times),
             "latency_target": target}

@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..device import autocast, peak_memory_gib
+from ..device import autocast, peak_memory
 from ..errors import AsymllicError
 from ..files import save_torch
 
@@ -226,9 +226,7 @@ def run_loop(spec: LoopSpec) -> dict:
                 metrics["psnr"] = 10 * math.log10(1 / max(metrics["mse"], 1e-12))
             metrics.update(step=done, steps=window.steps, seconds=seconds,
                            samples_per_s=spec.batch / max(seconds, 1e-9))
-            peak = peak_memory_gib(spec.device)
-            if peak is not None:
-                metrics["peak_gib"] = peak
+            metrics.update(peak_memory(spec.device))
             log.write(json.dumps(metrics) + "\n")
             bar.set_postfix({k: f"{metrics[k]:.4g}" for k in ("loss", "psnr", "bpp", "samples_per_s", "peak_gib")
                              if k in metrics})

@@ -18,6 +18,8 @@ from typing import Callable
 import torch
 from space import CodecConfig
 
+from .. import cuda
+
 PARTS = ("teacher", "stage1", "stage2")
 
 
@@ -40,7 +42,7 @@ def step_gmacs(config: CodecConfig, part: str, crop: int, batch: int = 1) -> flo
 def synchronize(device: torch.device | str) -> None:
     device = torch.device(device)
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        cuda.synchronize(device)
 
 
 def time_steps(fn: Callable[[], object], steps: int, device: torch.device | str, warmup: int = 1) -> list:
