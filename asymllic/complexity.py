@@ -2,10 +2,12 @@
 
 Two conventions, because published figures differ:
 
-- ``thop`` (the paper's): ``thop.profile`` rules. Only leaf modules with a rule count (conv, linear,
-  norms, activations); attention matmuls and GDN/IGDN (a functional conv) count zero, parameters owned
-  by non-leaf modules (relative-position tables, GDN's beta/gamma) are missed, and a ConvTranspose2d is
-  counted at output resolution (stride^2 times its real MACs).
+- ``thop`` (the paper's): ``thop.profile``'s rules (thop 0.1.1), restated here in ``_THOP_RULES`` so that
+  counting needs no thop (which imports ``distutils``, gone from Python 3.12). Only leaf modules with a
+  rule count (conv, linear, norms, activations); attention matmuls and GDN/IGDN (a functional conv) count
+  zero, parameters owned by non-leaf modules (relative-position tables, GDN's beta/gamma) are missed, and a
+  ConvTranspose2d is counted at output resolution (stride^2 times its real MACs). A test checks every
+  preset against ``thop.profile`` itself where thop is installed.
 - ``exact`` (default): every multiply-accumulate torch performs (``FlopCounterMode``, MACs = FLOPs / 2),
   attention matmuls and GDN included, and every parameter.
 
@@ -16,6 +18,7 @@ needs at that size, so a config too large for a machine is refused before anythi
 """
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -122,7 +125,7 @@ class _Pass(TorchDispatchMode):
     - MACs per module (``exact``): each op's FLOPs by ``torch.utils.flop_counter``'s formulas (an op without
       one is decomposed first, as ``FlopCounterMode`` does), charged to the innermost module running.
     - Calls of leaf modules that thop has a rule for, with their input and output shapes (``thop``: the rule
-      is applied afterwards, outside the pass).
+      is applied afterwards, outside the pass: ``_THOP_RULES``).
     - Live bytes: storages created by ops and still referenced, and their peak (a view or an in-place
       result adds nothing; memory is freed when the last tensor using it dies).
 
@@ -315,13 +318,14 @@ _ACTIVE: list = [None]  # the pass running now (one at a time: counting holds _L
 def _wrap(part: nn.Module, name: str) -> None:
     """Route every module call of this (private, meta) part, named ``name`` in the codec, through the pass
     running at the time; keep the rows and parameter storages counting reads."""
-    from thop.profile import register_hooks as rules
-
     sigs = _signatures(part)
     rows = _rows(part, name)
     for row in rows:
         full, m = row.name, row.module
-        thop_rule = type(m) in rules and not isinstance(m, (nn.Sequential, nn.ModuleList))
+        if type(m) in _THOP_UNSUPPORTED:
+            raise NotImplementedError(f"{full}: thop has a rule for {type(m).__name__} that the thop convention "
+                                      "here does not restate (asymllic.complexity._THOP_RULES)")
+        thop_rule = type(m) in _THOP_RULES
         forward = m.forward
 
         def wrapped(*args, _n=full, _m=m, _s=sigs[m], _t=thop_rule, _f=forward, **kwargs):
@@ -333,27 +337,92 @@ def _wrap(part: nn.Module, name: str) -> None:
     part._count_storages = {t.untyped_storage()._cdata for t in (*part.parameters(), *part.buffers())}
 
 
+# --- the thop convention: thop.profile's rules (thop 0.1.1, vision/basic_hooks.py and calc_func.py), restated -----
+# thop hooks each module whose exact type has a rule; a rule sees the module, its first positional input and its
+# output (shapes are all any rule reads) and adds to the module's ops, once per call. thop then walks the tree:
+# a module with a rule reports its ops and all its parameters (``parameters()``, children's included) and is not
+# descended into; any other module, and a Sequential or ModuleList even though thop hooks Sequential, is
+# descended into. Here the same rules are functions (module, input shape, output shape) -> ops.
+
+
+def _zero(m: nn.Module, x: tuple, y: tuple) -> int:
+    return 0
+
+
+def _conv(m: nn.Module, x: tuple, y: tuple) -> int:
+    # output elements x input channels per group x kernel elements, bias ignored; for a transposed conv too, whose
+    # output is the larger side (hence stride^2 times its real MACs)
+    return math.prod(y) * (x[1] // m.groups) * math.prod(m.weight.shape[2:])
+
+
+def _norm(m: nn.Module, x: tuple, y: tuple) -> int:
+    # 2 per input element, twice that with an affine transform (BatchNorm's ``affine``, LayerNorm's
+    # ``elementwise_affine``)
+    ops = 2 * math.prod(x)
+    return 2 * ops if getattr(m, "affine", False) or getattr(m, "elementwise_affine", False) else ops
+
+
+def _prelu(m: nn.Module, x: tuple, y: tuple) -> int:
+    return math.prod(x)  # thop counts it in eval mode only, and profiles in eval mode
+
+
+def _softmax(m: nn.Module, x: tuple, y: tuple) -> int:
+    features = x[m.dim]
+    return (math.prod(x) // features) * (3 * features - 1)  # exp, add, div per feature, one add fewer
+
+
+def _avgpool(m: nn.Module, x: tuple, y: tuple) -> int:
+    return math.prod(y)
+
+
+def _adaptive_avgpool(m: nn.Module, x: tuple, y: tuple) -> int:
+    kernel = 1.0
+    for a, b in zip(x[2:], y[2:]):
+        kernel *= float(a) / float(b)
+    return int((kernel + 1) * math.prod(y))
+
+
+_UPSAMPLE_OPS = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 224 + 35}  # per output element; others 0
+
+
+def _upsample(m: nn.Module, x: tuple, y: tuple) -> int:
+    return _UPSAMPLE_OPS.get(m.mode, 0) * math.prod(y)
+
+
+def _linear(m: nn.Module, x: tuple, y: tuple) -> int:
+    return m.in_features * math.prod(y)
+
+
+_THOP_RULES: dict = {
+    **dict.fromkeys((nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
+                    _conv),
+    **dict.fromkeys((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm,
+                     nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d), _norm),
+    nn.PReLU: _prelu,
+    nn.Softmax: _softmax,
+    **dict.fromkeys((nn.ZeroPad2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Dropout, nn.PixelShuffle,
+                     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+                     nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d), _zero),
+    **dict.fromkeys((nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d), _avgpool),
+    **dict.fromkeys((nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d), _adaptive_avgpool),
+    **dict.fromkeys((nn.Upsample, nn.UpsamplingBilinear2d, nn.UpsamplingNearest2d), _upsample),
+    nn.Linear: _linear,
+}
+# thop's recurrent rules, not restated (no model here has one): a model with one is refused rather than miscounted
+_THOP_UNSUPPORTED = frozenset((nn.RNNCell, nn.GRUCell, nn.LSTMCell, nn.RNN, nn.GRU, nn.LSTM))
+
+
 _THOP_OPS: dict = {}  # (module signature, input shape, output shape) -> thop's ops for one call
 
 
-def _thop_ops(module: nn.Module, key: tuple) -> float:
-    if key not in _THOP_OPS:
-        from thop.profile import register_hooks
-
-        class Tally:  # the module, with the running sum thop's rules add to
-            def __init__(self):
-                self.total_ops = torch.zeros(1, dtype=torch.float64)
-
-            def __getattr__(self, attr):
-                return getattr(module, attr)
-
+def _thop_ops(module: nn.Module, key: tuple) -> int:
+    """thop's ops for one call of ``module``; ``key``: (signature, input shape, output shape) of the call, a shape
+    None where the call had no tensor there (a rule that reads it then fails, as thop's does)."""
+    ops = _THOP_OPS.get(key)
+    if ops is None:
         _, x_shape, y_shape = key
-        tally = Tally()
-        x = torch.empty(x_shape, device="meta") if x_shape is not None else None
-        y = torch.empty(y_shape, device="meta") if y_shape is not None else None
-        register_hooks[type(module)](tally, (x,), y)
-        _THOP_OPS[key] = float(tally.total_ops.item())
-    return _THOP_OPS[key]
+        ops = _THOP_OPS[key] = _THOP_RULES[type(module)](module, x_shape, y_shape)
+    return ops
 
 
 def _layers(rows: list, run: _Pass) -> dict:
@@ -373,7 +442,7 @@ def _layers(rows: list, run: _Pass) -> dict:
         if row.own_params or own_flops:
             exact.append(LayerCount(row.name, component_of(row.name), row.type, row.own_params, own_flops // 2))
         if row.name in thop_calls:
-            ops = int(round(sum(_thop_ops(row.module, key) for key in thop_calls[row.name])))
+            ops = sum(_thop_ops(row.module, key) for key in thop_calls[row.name])
             if ops or row.params:
                 thop_rows.append(LayerCount(row.name, component_of(row.name), row.type, row.params, ops))
     return {"exact": exact, "thop": thop_rows}

@@ -147,3 +147,105 @@ def test_figure_commands(tmp_path, teacher_ckpt):
     for model, label in (("paper", "random init"), (str(teacher_ckpt), "trained")):
         html = run_cli("figure", "erf", model, "--latent", "8x8", "--out", tmp_path, "--no-png").stdout.split()[0]
         assert label in open(html).read()
+
+
+# --- the thop convention against thop itself (counting never imports it) -------------------------------------
+def _thop_profile(cfg, size) -> tuple:
+    """``thop.profile`` on a fresh meta model of ``cfg``: its per-layer rows (name, type, params, MACs) and the
+    per-component sums, as the thop convention reports them."""
+    thop = pytest.importorskip("thop")
+    from asymllic.complexity import COMPONENTS, Count, component_of
+    from asymllic.models.meta import meta_model
+
+    model = meta_model(cfg).eval()
+    width, height = size
+    x = torch.empty(1, 3, height, width, device="meta")
+    _, _, tree = thop.profile(model, inputs=(x, False), verbose=False, ret_layer_info=True)
+    modules = dict(model.named_modules())
+    rows = []
+
+    def walk(prefix: str, node: dict):
+        for name, (ops, params, children) in node.items():
+            full = prefix + name
+            if children:
+                walk(full + ".", children)
+            elif ops or params:
+                rows.append((full, type(modules[full]).__name__, int(round(params)), int(round(ops))))
+
+    walk("", tree)
+    components = {c: Count() for c in COMPONENTS}
+    for full, _, params, macs in rows:
+        components[component_of(full)] = components[component_of(full)] + Count(params, macs)
+    return rows, components
+
+
+def _assert_same_as_thop(cfg, size):
+    rows, components = _thop_profile(cfg, size)
+    r = count(cfg, size, "thop")
+    assert r.components == components
+    assert [(l.name, l.type, l.params, l.macs) for l in r.layers] == rows
+
+
+@pytest.mark.parametrize("name", space.list_presets())
+def test_thop_convention_equals_thop_profile_on_every_preset(name):
+    _assert_same_as_thop(space.get_preset(name), (768, 512))
+
+
+def test_thop_convention_equals_thop_profile_on_sampled_configs():
+    import random
+
+    rng = random.Random(11)
+    base = space.get_preset("paper")
+    for part in ("synthesis", "hyperprior", "joint"):
+        for _ in range(2):
+            _assert_same_as_thop(space.config_from_params(space.random_params(rng, part), part, base), (384, 256))
+
+
+def test_thop_rules_equal_thop_on_every_module_type_it_has_a_rule_for():
+    """Each rule of the table, on module types the presets lack too, against thop's on real tensors."""
+    thop = pytest.importorskip("thop")
+    from thop.profile import register_hooks
+
+    import torch.nn as nn
+    from asymllic.complexity import _THOP_RULES, _THOP_UNSUPPORTED, _thop_ops
+
+    assert set(_THOP_RULES) | _THOP_UNSUPPORTED | {nn.Sequential} == set(register_hooks)
+    net = nn.Sequential(
+        nn.ZeroPad2d(1), nn.Conv2d(4, 6, 3, stride=2, groups=2), nn.BatchNorm2d(6), nn.PReLU(), nn.ReLU6(),
+        nn.ConvTranspose2d(6, 4, 4, stride=2, padding=1, bias=False), nn.InstanceNorm2d(4), nn.LeakyReLU(),
+        nn.Dropout(), nn.MaxPool2d(2), nn.AvgPool2d(2), nn.Upsample(scale_factor=2, mode="bilinear"),
+        nn.UpsamplingNearest2d(scale_factor=2), nn.Upsample(scale_factor=3, mode="bicubic"), nn.AdaptiveAvgPool2d(3),
+        nn.AdaptiveMaxPool2d(2), nn.PixelShuffle(2), nn.Softmax(dim=1), nn.Flatten(), nn.LayerNorm(16),
+        nn.Linear(16, 5), nn.Softmax(dim=-1))
+    shapes = {}
+
+    def keep(m, x, y):
+        shapes[m] = (tuple(x[0].shape), tuple(y.shape))
+
+    for m in net:
+        m.register_forward_hook(keep)
+    x = torch.rand(2, 4, 9, 11)
+    _, _, tree = thop.profile(net, inputs=(x,), verbose=False, ret_layer_info=True)
+    for (i, m), (ops, params, _) in zip(enumerate(net), tree.values()):
+        if type(m) in _THOP_RULES:
+            assert _thop_ops(m, (object(), *shapes[m])) == int(round(ops)), (i, m)  # (a key of its own)
+
+
+def test_counting_works_without_thop(monkeypatch):
+    """thop imports distutils, gone from Python 3.12: counting (both conventions) must not need it."""
+    import sys
+
+    from asymllic import complexity
+
+    teacher = space.get_preset("teacher")
+    expected = {c: count(teacher, (384, 256), c) for c in complexity.CONVENTIONS}
+    for name in [n for n in sys.modules if n == "thop" or n.startswith("thop.")] + ["thop"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ImportError):
+        import thop  # noqa: F401
+    complexity.forget()
+    for convention, want in expected.items():
+        got = count(teacher, (384, 256), convention)
+        assert (got.components, got.layers, got.activation_bytes) == (want.components, want.layers,
+                                                                       want.activation_bytes)
+    assert expected["thop"].total.macs > 0
