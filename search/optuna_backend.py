@@ -7,18 +7,23 @@ knows is stored as user attributes, so the study database alone is the result.
 from __future__ import annotations
 
 import os
+import socket
 import time
+import zlib
 from typing import Callable
 
 import space
+from asymllic.errors import exception_chain
 
 from . import objectives
 from .asha import minimise, promotable
 from .candidate import base_config, train_and_evaluate
 from .spec import SearchSpec, StudyRef, reference_params, stored_spec
+from .storage import StorageError
 from .trial import FAILED, INFEASIBLE, STOPPED, MachineError, run_trial
 
 FINISHED = ("COMPLETE", "PRUNED")
+CREATOR = "asymllic:creator"  # a study system attribute: host:pid of the process that created the study
 
 
 def storage(ref: StudyRef, heartbeat: int | None = None):
@@ -32,20 +37,41 @@ def storage(ref: StudyRef, heartbeat: int | None = None):
 
 
 def sampler(spec: SearchSpec, stream: tuple = ()):
-    """The study's sampler, seeded with ``spec.seed`` for a new study's first worker; another worker, or a
-    process resuming a study, gets a seed of its own (``stream``: trials already drawn, worker index): with one
-    seed, each would draw the configs already drawn again (seen here: a resumed study re-trained its first
-    sampled config seven times)."""
+    """The study's sampler, seeded with ``spec.seed`` (no ``stream``: a new study's first worker, see
+    ``worker_stream``), else with a seed mixed from ``spec.seed`` and ``stream``: with one seed, every worker
+    would draw the same configs, and a resumed study the configs already drawn (seen here: a resumed study
+    re-trained its first sampled config seven times; worker 0 on two machines drew the same three configs).
+    The seed is the sampler's ``asymllic_seed``; each trial records it (system attribute ``sampler_seed``)."""
     import numpy as np
     import optuna
 
-    seed = int(np.random.SeedSequence([spec.seed, *stream]).generate_state(1)[0]) if any(stream) else spec.seed
+    seed = int(np.random.SeedSequence([spec.seed, *stream]).generate_state(1)[0]) if stream else spec.seed
     if spec.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
-    if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    assert spec.sampler == "nsga2", spec.sampler  # SearchSpec validates the name
-    return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, spec.trials // 3)))
+        chosen = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    elif spec.sampler == "random":
+        chosen = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        assert spec.sampler == "nsga2", spec.sampler  # SearchSpec validates the name
+        chosen = optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, spec.trials // 3)))
+    chosen.asymllic_seed = seed
+    return chosen
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_stream(study, drawn: int, index: int) -> tuple:
+    """What a worker's sampler seed mixes in (``sampler``): nothing for the first worker of a new study (no trial
+    drawn yet, worker index 0, in the process that created the study or its child), so that a single-process
+    run of a new study is reproducible; for any other worker the trials drawn, its index, host, pid and 64
+    random bits, so that workers on several machines, or in several processes of one, draw different configs."""
+    host, pid = socket.gethostname(), os.getpid()
+    creator = study._storage.get_study_system_attrs(study._study_id).get(CREATOR)
+    if drawn == 0 and index == 0 and creator in (f"{host}:{pid}", f"{host}:{os.getppid()}"):
+        return ()
+    noise = int.from_bytes(os.urandom(8), "little")
+    return drawn, index, zlib.crc32(host.encode()), pid, noise & 0xFFFFFFFF, noise >> 32
 
 
 def open_study(spec: StudyRef, create: bool = True):
@@ -71,6 +97,7 @@ def open_study(spec: StudyRef, create: bool = True):
         return study
     else:
         study.set_user_attr("spec", spec.to_dict())
+        study._storage.set_study_system_attr(study._study_id, CREATOR, this_process())  # see worker_stream
         study.set_user_attr("objectives", objectives.names(spec.part, spec.objective))
         if spec.enqueue_presets:
             for name, params in reference_params(spec.part).items():
@@ -105,13 +132,17 @@ class TrialFailed(RuntimeError):
 
 def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate, stopped: list | None = None):
     """The Optuna adapter of ``run_trial``: its record becomes user attributes and a complete, pruned
-    (infeasible) or failed trial; a machine error is appended to ``stopped`` and stops the study."""
+    (infeasible) or failed trial; a machine error, or a study storage still lost after its retries, is appended
+    to ``stopped`` and stops the study."""
     import optuna
 
     base = base_config(spec)
     stopped = [] if stopped is None else stopped
 
     def objective(trial):
+        seed = getattr(trial.study.sampler, "asymllic_seed", None)
+        trial.storage.set_trial_system_attr(trial._trial_id, "sampler_seed", seed)  # see sampler
+        trial.storage.set_trial_system_attr(trial._trial_id, "worker", this_process())
         cfg = space.config_from_params(space.suggest_params(trial, spec.part), spec.part, base)
         trial_dir = spec.dir / "trials" / f"{trial.number:04d}-{space.config_id(cfg)}"
         try:
@@ -121,8 +152,13 @@ def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate, st
             stopped.append(str(e))
             trial.study.stop()
             raise
-        for k, v in record.attrs().items():
-            trial.set_user_attr(k, v)
+        try:  # each write is retried across a lost connection (search.storage); past that, this worker stops
+            for k, v in record.attrs().items():
+                trial.set_user_attr(k, v)
+        except StorageError as e:
+            stopped.append(e)
+            trial.study.stop()
+            raise
         if record.status in (INFEASIBLE, STOPPED):
             raise optuna.TrialPruned(record.reason)
         if record.status == FAILED:
@@ -165,14 +201,22 @@ def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, thread
     if finished(study) >= spec.trials:
         return
     drawn = sum(t.state.name != "WAITING" for t in study.get_trials(deepcopy=False))
-    study.sampler = sampler(spec, (drawn, index))
+    study.sampler = sampler(spec, worker_stream(study, drawn, index))
     stopped: list = []
     # a failed trial is one line of progress_callback (with its error), not Optuna's warning and traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study.optimize(make_objective(spec, evaluate, stopped), n_trials=3 * spec.trials, catch=(Exception,),
-                   callbacks=[MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
-                              progress_callback(spec)],
-                   gc_after_trial=True)
+    try:
+        study.optimize(make_objective(spec, evaluate, stopped), n_trials=3 * spec.trials, catch=(Exception,),
+                       callbacks=[MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                                  progress_callback(spec)],
+                       gc_after_trial=True)
+    except Exception as e:  # the study storage lost past its retries: its one line, not Optuna's traceback
+        lost = next((c for c in exception_chain(e) if isinstance(c, StorageError)), None)
+        if lost is None:
+            raise
+        raise lost from None
+    if stopped and isinstance(stopped[0], StorageError):
+        raise stopped[0]
     if stopped:
         from asymllic.errors import AsymllicError
 

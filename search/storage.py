@@ -121,6 +121,135 @@ def _schema_lock(url: str):
         engine.dispose()
 
 
+RETRY_S = 60.0  # how long a worker's storage call retries a lost connection (a server restart, a network blip)
+POOL = {"pool_size": 2, "max_overflow": 2}  # per worker process: its trial loop and its heartbeat thread hold one each
+# the calls of a worker's trial loop (reads, and writes that are safe to repeat); each is retried across a lost connection
+RETRIED = ("get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
+           "get_study_system_attrs", "set_study_user_attr", "set_study_system_attr", "create_new_trial",
+           "set_trial_param", "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
+           "set_trial_system_attr", "get_trial_user_attrs", "get_trial_system_attrs",
+           "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "_get_trials", "get_best_trial",
+           "_get_stale_trial_ids")
+
+
+def is_transient(e: BaseException) -> bool:
+    """A lost or refused connection (a server restarting or unreachable for a moment), as opposed to an error
+    that repeating the same statement gives again."""
+    import sqlalchemy.exc as sa
+
+    return any(isinstance(c, (sa.OperationalError, sa.InterfaceError)) or getattr(c, "connection_invalidated", False)
+               for c in exception_chain(e))
+
+
+def _lost_reason(e: BaseException) -> str:
+    """What the driver said of the lost connection (first line)."""
+    import sqlalchemy.exc as sa
+
+    said = next((str(c.orig) for c in exception_chain(e) if isinstance(c, sa.DBAPIError) and str(c.orig or "")), "")
+    return said.strip().splitlines()[0][:300] if said.strip() else _reason(e)
+
+
+def retry_transient(call, url: str, doing: str, budget_s: float = RETRY_S):
+    """``call()``, repeated with exponential backoff (0.1 s doubling to 5 s, jittered) while it fails with a
+    transient error, for up to ``budget_s`` seconds; then a ``StorageError`` of one line."""
+    import sys
+
+    start, delay, told = time.monotonic(), 0.1, False
+    while True:
+        try:
+            return call()
+        except Exception as e:  # noqa: BLE001 - only transient errors are retried, the rest re-raised
+            if not is_transient(e):
+                raise
+            waited = time.monotonic() - start
+            if waited + delay > budget_s:
+                raise StorageError(f"lost the study storage {safe_url(url)} while {doing} (unreachable for "
+                                   f"{waited:.0f} s: {_lost_reason(e)}); the study keeps every finished trial: run the "
+                                   "same command again to resume") from None
+            if not told:
+                print(f"asymllic: the study storage {safe_url(url)} is unreachable ({_lost_reason(e)}); retrying for "
+                      f"up to {budget_s:g} s", file=sys.stderr, flush=True)
+                told = True
+            time.sleep(delay * (1 + 0.5 * random.random()))
+            delay = min(2 * delay, 5.0)
+
+
+def _retried(name: str, method):
+    def call(self, *args, **kwargs):
+        return self._retry(lambda: method(self, *args, **kwargs), f"calling {name}")
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def _resilient_storage_class():
+    """``RDBStorage`` for a database server whose connections may drop: each call of a worker's trial loop is
+    retried across a lost connection (``RETRIED``, ``retry_transient``), finishing a trial too (a retry that
+    finds the trial already in the state it sets succeeded the first time), and the heartbeat outlives a
+    database that is away for a while: a beat that fails for a heartbeat interval is skipped with one line,
+    and the next beat tries again (Optuna's heartbeat thread ends at its first error)."""
+    global _RESILIENT
+    if _RESILIENT is not None:
+        return _RESILIENT
+    import sys
+
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages import RDBStorage
+
+    class ResilientRDBStorage(RDBStorage):
+        retry_s = RETRY_S
+        lost = False  # a call gave up: the next ones try once each until one gets through
+
+        def _retry(self, call, doing: str):
+            try:
+                result = retry_transient(call, self.url, doing, 0.0 if self.lost else self.retry_s)
+            except StorageError:
+                self.lost = True
+                raise
+            self.lost = False
+            return result
+
+        def set_trial_state_values(self, trial_id, state, values=None):
+            tries = []
+
+            def attempt():
+                tries.append(1)
+                try:
+                    return RDBStorage.set_trial_state_values(self, trial_id, state, values)
+                except UpdateFinishedTrialError:
+                    # the connection was lost after the first try committed: the trial is already in ``state``
+                    if len(tries) > 1 and state.is_finished() and RDBStorage.get_trial(self, trial_id).state == state:
+                        return True
+                    raise
+
+            return self._retry(attempt, f"setting a trial {state.name}")
+
+        def record_heartbeat(self, trial_id):
+            try:
+                retry_transient(lambda: RDBStorage.record_heartbeat(self, trial_id), self.url,
+                                "recording a heartbeat", min(self.retry_s, self.heartbeat_interval or self.retry_s))
+            except StorageError:
+                print(f"asymllic: a heartbeat was not recorded: the study storage {safe_url(self.url)} is "
+                      "unreachable; the next beat tries again", file=sys.stderr, flush=True)
+
+    for name in RETRIED:
+        setattr(ResilientRDBStorage, name, _retried(name, getattr(RDBStorage, name)))
+    ResilientRDBStorage.__module__, ResilientRDBStorage.__qualname__ = __name__, "ResilientRDBStorage"
+    _RESILIENT = ResilientRDBStorage
+    return _RESILIENT
+
+
+_RESILIENT = None
+
+
+def __getattr__(name: str):
+    """``ResilientRDBStorage`` built on first use, so that importing this module imports no Optuna (and a pickled
+    storage finds its class)."""
+    if name == "ResilientRDBStorage":
+        return _resilient_storage_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def open_storage(url: str, heartbeat: int | None = None, sqlite_timeout: int = 120):
     """Optuna's ``RDBStorage`` at ``url``, its schema created exactly once whatever number of workers start
     together. With a heartbeat, a trial whose worker died is failed and retried by another worker."""
@@ -130,15 +259,18 @@ def open_storage(url: str, heartbeat: int | None = None, sqlite_timeout: int = 1
 
     warnings.filterwarnings("ignore", category=ExperimentalWarning)
     kwargs: dict = {}
-    if url.startswith("sqlite:"):
+    sqlite = url.startswith("sqlite:")
+    if sqlite:
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": sqlite_timeout}}
+    else:  # a server: a pooled connection is tested before use (a restart or a blip drops them all), few per worker
+        kwargs["engine_kwargs"] = {"pool_pre_ping": True, **POOL}
     if heartbeat and heartbeat > 0:
         kwargs.update(heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
                       heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
     for attempt in range(RETRIES):
         try:
             with _schema_lock(url):
-                return RDBStorage(url, **kwargs)
+                return (RDBStorage if sqlite else _resilient_storage_class())(url, **kwargs)
         except StorageError:
             raise
         except (sa.SQLAlchemyError, ModuleNotFoundError, ImportError) as e:

@@ -291,3 +291,34 @@ def test_latency_objective_measures_before_training_and_prunes_over_budget(tmp_p
     assert list(pareto_mask(done, "synthesis", "latency")) == list(done["pareto"])
     run_cli("pareto", "t", "--root", tmp_path, "--no-png")
     run_cli("pareto", "t", "--root", tmp_path, "--no-png", "--x", "macs")
+
+
+def test_worker_zero_on_two_machines_draws_different_configs(tmp_path, smoke_teacher, monkeypatch):
+    """Worker 0 on each of two machines (same pid, one shared storage, nothing drawn yet) gets a sampler seed of
+    its own; the first worker on the machine that created the study keeps ``spec.seed`` (a single-process run
+    of a new study is reproducible), and every trial records the seed it was drawn with."""
+    import socket
+
+    from search.optuna_backend import run_worker, sampler
+
+    spec = spec_for(tmp_path, smoke_teacher, trials=6, sampler="nsga2", seed=5, enqueue_presets=False)
+    samplers = {}
+    real_optimize = optuna.Study.optimize
+    monkeypatch.setattr(optuna.Study, "optimize", lambda study, *a, **k: samplers.setdefault(host, study.sampler))
+    monkeypatch.setattr(os, "getpid", lambda: 4242)
+    for host in ("machine-a", "machine-b"):  # a creates the study; both start before either draws
+        monkeypatch.setattr(socket, "gethostname", lambda host=host: host)
+        run_worker(spec, fake_evaluate(), index=0)
+
+    def first_params(s):
+        study = optuna.load_study(study_name="t", storage=spec.storage_url, sampler=s)
+        return space.suggest_params(study.ask(), spec.part)
+
+    a, b = first_params(samplers["machine-a"]), first_params(samplers["machine-b"])
+    assert a != b
+    assert samplers["machine-a"].asymllic_seed == 5 and a == first_params(sampler(spec))  # spec.seed, as before
+    monkeypatch.setattr(optuna.Study, "optimize", real_optimize)
+    run_worker(replace(spec, trials=1), fake_evaluate(), index=0)
+    done = [t for t in open_study(spec, create=False).get_trials() if t.state.name == "COMPLETE"]
+    assert done and all(isinstance(t.system_attrs["sampler_seed"], int) for t in done)
+    assert all(t.system_attrs["worker"] == "machine-b:4242" for t in done)

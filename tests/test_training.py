@@ -221,3 +221,39 @@ def test_cached_batches_are_pinned_and_copied_asynchronously_exactly_on_cuda(tmp
     got = cache.batch_at(3, 4, seed=1, device=torch.device("cuda", 0))
     assert pinned == [torch.uint8, torch.float16, torch.float16] and copies == [True, True, True]
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
+
+
+def test_two_cache_writers_with_the_same_pid_keep_their_own_folders(tmp_path, monkeypatch):
+    """Two nodes of a shared cache root may run writers with the same pid (containers): each builds in a folder
+    of its own, the first complete cache is renamed into place, and the later writer drops its copy and uses it."""
+    import os
+    import socket
+
+    from asymllic.training.latents import CacheWriter
+
+    monkeypatch.setattr(os, "getpid", lambda: 4242)
+    monkeypatch.setattr(socket, "gethostname", lambda: "node")
+
+    def rows(seed):
+        r = np.random.default_rng(seed)
+        return (r.integers(0, 255, (4, 3, 32, 32), dtype=np.uint8),
+                *(r.standard_normal((4, 320, 2, 2)).astype(np.float16) for _ in range(2)))
+
+    folder = tmp_path / "cache" / "digest" / "key"
+    first, second = rows(1), rows(2)
+    a = CacheWriter(folder, 4, 32)
+    a.add(*(v[:2] for v in first))
+    b = CacheWriter(folder, 4, 32)  # started while a is half-way
+    assert a.tmp != b.tmp and a.tmp.is_dir()
+    b.add(*(v[:2] for v in second))
+    a.add(*(v[2:] for v in first))
+    b.add(*(v[2:] for v in second))
+    done = a.close({"writer": "a"})
+    theirs = b.close({"writer": "b"})  # a finished first: b drops its copy
+    for cache in (done, theirs):
+        assert cache.path == folder and json.loads((folder / "meta.json").read_text()) == {"writer": "a"}
+        assert all(np.array_equal(cache.arrays[k], v) for k, v in zip(("x", "y", "y_hat"), first))
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["key"]  # no temporary folder left
+    c = CacheWriter(folder, 4, 32)
+    c.abort()
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["key"]

@@ -24,7 +24,9 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,13 +101,16 @@ class LatentCache:
 
 
 class CacheWriter:
-    """Write side: arrays of ``count`` rows created on disk, filled batch by batch, renamed into place."""
+    """Write side: arrays of ``count`` rows created on disk in a temporary folder of this writer's own, filled
+    batch by batch, renamed into place when complete unless another writer's complete cache is there first."""
 
     def __init__(self, folder: Path, count: int, crop: int):
         self.folder = Path(folder)
-        self.tmp = self.folder.parent / f".{self.folder.name}.{os.getpid()}.tmp"
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        # a folder of this writer's own: host, pid and a random suffix, created exclusively (two nodes of a
+        # shared root may run writers with the same pid; neither ever touches the other's folder)
+        self.tmp = self.folder.parent / f".{self.folder.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
+        self.tmp.mkdir()
         lat = (count, LATENT_CHANNELS, crop // 16, crop // 16)
         shapes = {"x": ((count, 3, crop, crop), np.uint8), "y": (lat, np.float16), "y_hat": (lat, np.float16)}
         self.arrays = {k: np.lib.format.open_memmap(self.tmp / f"{k}.npy", mode="w+", dtype=dt, shape=shape)
@@ -123,12 +128,14 @@ class CacheWriter:
             a.flush()
         self.arrays.clear()
         write_text(json.dumps(meta, indent=1), self.tmp / META)
-        try:
-            self.tmp.rename(self.folder)
-        except OSError:  # another worker finished the same cache first: use theirs
-            if not (self.folder / META).is_file():
-                raise
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if not (self.folder / META).is_file():
+            try:  # atomic; refused when the final folder exists and holds anything
+                os.rename(self.tmp, self.folder)
+                return LatentCache(self.folder)
+            except OSError:
+                if not (self.folder / META).is_file():
+                    raise
+        shutil.rmtree(self.tmp, ignore_errors=True)  # another writer finished the same cache first: use theirs
         return LatentCache(self.folder)
 
     def abort(self) -> None:
