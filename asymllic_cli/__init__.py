@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import coding, complexity, design_space, evaluate, figure, publish, studies, train
+from . import coding, complexity, dashboard, design_space, evaluate, figure, publish, studies, train
 
-GROUPS = (coding, complexity, design_space, figure, train, evaluate, studies, publish)
+GROUPS = (coding, complexity, design_space, figure, train, evaluate, studies, publish, dashboard)
 
 
 def setup_args() -> argparse.ArgumentParser:

@@ -33,7 +33,7 @@ def storage(ref: StudyRef, heartbeat: int | None = None):
 
     if ref.storage_url.startswith("sqlite:///"):
         ref.dir.mkdir(parents=True, exist_ok=True)
-    return open_storage(ref.storage_url, heartbeat)
+    return open_storage(ref.connect_url(), heartbeat)
 
 
 def sampler(spec: SearchSpec, stream: tuple = ()):
@@ -96,9 +96,12 @@ def open_study(spec: StudyRef, create: bool = True):
                                 "use another --study name") from None
         return study
     else:
-        study.set_user_attr("spec", spec.to_dict())
+        from .artifacts import describe
+
+        study.set_user_attr("spec", spec.stored_dict())  # the storage URL without its password
         study._storage.set_study_system_attr(study._study_id, CREATOR, this_process())  # see worker_stream
         study.set_user_attr("objectives", objectives.names(spec.part, spec.objective))
+        describe(study, spec)  # what Optuna Dashboard shows: objectives with their units, the study's note
         if spec.enqueue_presets:
             for name, params in reference_params(spec.part).items():
                 study.enqueue_trial(params, user_attrs={"preset": name}, skip_if_exists=True)
@@ -115,6 +118,9 @@ def rung_decider(spec: SearchSpec, trial) -> Callable:
     directions = objectives.directions(spec.part, spec.objective)
 
     def on_rung(rung: int, record) -> bool:
+        from .artifacts import report_rung
+
+        report_rung(trial, spec, record)  # the learning curve: this rung's figure at its training steps
         key = rung_key(rung)
         trial.set_user_attr(key, minimise(record.values(spec.part, spec.objective), directions))
         if trial.user_attrs.get("preset"):
@@ -159,6 +165,7 @@ def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate, st
             stopped.append(e)
             trial.study.stop()
             raise
+        _show(trial, spec, record)
         if record.status in (INFEASIBLE, STOPPED):
             raise optuna.TrialPruned(record.reason)
         if record.status == FAILED:
@@ -166,6 +173,18 @@ def make_objective(spec: SearchSpec, evaluate: Callable = train_and_evaluate, st
         return record.values(spec.part, spec.objective)
 
     return objective
+
+
+def _show(trial, spec: SearchSpec, record) -> None:
+    """What Optuna Dashboard shows of a trial that ran: its last rung's figure as an intermediate value, its
+    artifacts (card, MAC table, reconstruction), the study's learning curves. Warnings only, never a failure."""
+    from .artifacts import report_rung, save_curves, store_trial
+
+    if record.status != INFEASIBLE:
+        report_rung(trial, spec, record)
+    store_trial(trial, spec, record)
+    if record.status != INFEASIBLE:
+        save_curves(trial.study, spec)
 
 
 def finished(study) -> int:

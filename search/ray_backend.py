@@ -238,19 +238,29 @@ def connect(address: str | None) -> None:
 def mirror(spec: SearchSpec, grid):
     """Copy the Ray results (each trial's record) into the study's Optuna storage, replacing an earlier mirror."""
     import optuna
+    from optuna.artifacts import get_all_artifact_meta
     from optuna.distributions import CategoricalDistribution, IntDistribution
     from optuna.trial import TrialState, create_trial
 
+    from .artifacts import describe, frozen_artifacts, ray_curve, safe_store, save_curves
     from .optuna_backend import storage
 
     store = storage(spec)
+    artifacts = safe_store(spec)
+    try:  # the files of the artifacts an earlier mirror stored go with its study
+        for t in optuna.load_study(study_name=spec.study, storage=store).get_trials(deepcopy=False):
+            for meta in get_all_artifact_meta(t, storage=store) if artifacts is not None else ():
+                artifacts.remove(meta.artifact_id)
+    except (KeyError, OSError):
+        pass
     try:
         optuna.delete_study(study_name=spec.study, storage=store)
     except KeyError:
         pass
     study = optuna.create_study(study_name=spec.study, storage=store, directions=objectives.directions(spec.part, spec.objective))
-    study.set_user_attr("spec", spec.to_dict())
+    study.set_user_attr("spec", spec.stored_dict())  # the storage URL without its password
     study.set_user_attr("backend", "ray")
+    describe(study, spec)  # what Optuna Dashboard shows: objectives with their units, the study's note
     axes = {a.name: a for a in space.axes(spec.part)}
     references = {json.dumps(p, sort_keys=True): n for n, p in reference_params(spec.part).items()}
     states = {COMPLETE: TrialState.COMPLETE, INFEASIBLE: TrialState.PRUNED, STOPPED: TrialState.PRUNED,
@@ -269,6 +279,9 @@ def mirror(spec: SearchSpec, grid):
         if json.dumps(params, sort_keys=True) in references:
             attrs["preset"] = references[json.dumps(params, sort_keys=True)]
         values = record.values(spec.part, spec.objective) if record.status == COMPLETE else None
+        number = len(study.get_trials(deepcopy=False))  # the number add_trial gives it
         study.add_trial(create_trial(params=params, distributions=dists, values=values, user_attrs=attrs,
-                                     state=states[record.status]))
+                                     state=states[record.status], intermediate_values=ray_curve(result, spec, record),
+                                     system_attrs=frozen_artifacts(artifacts, spec, record, number)))
+    save_curves(study, spec)
     return study

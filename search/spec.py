@@ -41,7 +41,9 @@ class StudyRef:
     """Which study, and where: enough to open one and read its results."""
 
     study: str = option(dataclasses.MISSING, "study name (results/<study>/)")
-    storage: str | None = option(None, "Optuna storage URL, e.g. postgresql://user@host/db "
+    storage: str | None = option(None, "Optuna storage URL, e.g. postgresql://user@host/db (the password from "
+                                       "PGPASSWORD or ~/.pgpass), or env:VARNAME to read the URL from that "
+                                       "environment variable; a password is never stored or printed "
                                        "(default: sqlite:///<root>/<study>/study.db)")
     root: str = option("results", "folder of the studies' results")
 
@@ -51,7 +53,19 @@ class StudyRef:
 
     @property
     def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{(self.dir / 'study.db').as_posix()}"
+        """The storage's URL as it may be printed: an ``env:`` URL read, the password masked. Opening the storage
+        takes :meth:`connect_url`."""
+        from .storage import safe_url
+
+        return safe_url(self.connect_url(resolve=False))
+
+    def connect_url(self, resolve: bool = True) -> str:
+        """The URL the storage is opened with, password included (``resolve``: an ``env:VARNAME`` storage read from
+        the environment). Never to be printed or stored: :attr:`storage_url` is that one."""
+        from .storage import resolve_url
+
+        url = self.storage or f"sqlite:///{(self.dir / 'study.db').as_posix()}"
+        return resolve_url(url) if resolve else url
 
     def ref(self) -> "StudyRef":
         return StudyRef(self.study, self.storage, self.root)
@@ -104,11 +118,18 @@ class SearchSpec(RunOptions, StudyRef):
     gpus_per_trial: float | None = option(None, "GPUs Ray reserves per trial (default: with --device auto or cuda "
                                                 "and GPUs in the cluster, 1, or a share when trials outnumber them)")
     heartbeat: int = option(60, "seconds; RDB storages fail and retry trials whose worker stopped beating")
+    artifacts: str | None = option(None, "folder of the trials' artifacts (a reconstruction crop, a card, a per-layer "
+                                         "MAC table each; Optuna Dashboard shows them): with several machines, one "
+                                         "every worker can write (default: <root>/<study>/artifacts)")
+    artifact_side: int = option(256, "side in pixels of the test-photo crop each trial's reconstruction shows (0: no "
+                                     "reconstruction)")
 
     def __post_init__(self):
         _options.check_choices(self)
         if self.batch is not None and self.batch < 1:
             raise ConfigError("batch", f"{self.batch}: a step trains on at least one crop")
+        if self.artifact_side < 0:
+            raise ConfigError("artifact_side", f"{self.artifact_side}: a side in pixels, or 0 for no reconstruction")
 
     def rungs(self) -> list:
         """The steps each candidate is scored at: one fidelity ``[steps]``, or the multi-fidelity rungs."""
@@ -134,7 +155,21 @@ class SearchSpec(RunOptions, StudyRef):
         return RungSpec(**{**values, "steps": steps}, plan_steps=plan_steps)
 
     def to_dict(self) -> dict:
+        """Every field as plain data, the storage URL as given (for this search's own worker processes); a spec
+        that is stored or written takes :meth:`stored_dict`."""
         return _options.to_dict(self)
+
+    def stored_dict(self) -> dict:
+        """:meth:`to_dict` as a study stores it (its ``spec`` attribute, spec.yaml): the storage URL without its
+        password (``search.storage.stored_url``)."""
+        from .storage import stored_url
+
+        return {**self.to_dict(), "storage": stored_url(self.storage)}
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where the trials' artifacts are kept: ``artifacts``, or ``<root>/<study>/artifacts``."""
+        return Path(self.artifacts) if self.artifacts else self.dir / "artifacts"
 
     @classmethod
     def from_dict(cls, data: dict, strict: bool = False, **fixed) -> "SearchSpec":
@@ -146,7 +181,7 @@ class SearchSpec(RunOptions, StudyRef):
     def to_yaml(self) -> str:
         import yaml
 
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return yaml.safe_dump(self.stored_dict(), sort_keys=False)
 
 
 @dataclass

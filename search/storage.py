@@ -26,14 +26,63 @@ class StorageError(AsymllicError):
     """A study storage that cannot be opened (unreachable, refused, missing rights or driver)."""
 
 
-def safe_url(url: str) -> str:
-    """The URL as it may be printed: the password masked."""
-    try:
-        from sqlalchemy.engine import make_url
+ENV_PREFIX = "env:"  # a storage given as env:VARNAME: the URL is read from that variable, and only the name is stored
+SECRET_KEYS = ("password", "passwd")  # query parameters that hold a password (libpq's and MySQL drivers' names)
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL has no password we can find either
+
+def resolve_url(url: str) -> str:
+    """The URL to connect with: ``env:VARNAME`` read from the environment (an unset variable is one line naming
+    it); any other URL as given."""
+    import os
+
+    if not url.startswith(ENV_PREFIX):
+        return url
+    name = url[len(ENV_PREFIX):]
+    value = os.environ.get(name)
+    if not value:
+        raise StorageError(f"the study storage is {url}, but the environment variable {name} is not set (export "
+                           f"{name}=postgresql://user:password@host/db, or give the URL without its password and "
+                           "let PGPASSWORD or ~/.pgpass supply it)")
+    return value
+
+
+def _without_secrets(url: str, mask: str | None) -> str:
+    """``url`` with its password (in the user part or a query parameter) replaced by ``mask``, or removed
+    (``mask=None``); an ``env:`` URL is a name, kept as it is."""
+    if url.startswith(ENV_PREFIX):
+        return url
+    try:
+        from sqlalchemy.engine import URL, make_url
+
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: keep what follows the last '@' only
         return url.split("@")[-1] if "@" in url else url
+    secret_query = [k for k in parsed.query if k.lower() in SECRET_KEYS]
+    if parsed.password is None and not secret_query:
+        return url  # nothing to hide: the text as given (SQLAlchemy would re-quote it)
+    query = {k: (mask if k in secret_query else v) for k, v in parsed.query.items()
+             if k not in secret_query or mask is not None}
+    password = parsed.password if mask is not None else None
+    clean = URL.create(parsed.drivername, parsed.username, password, parsed.host, parsed.port, parsed.database, query)
+    # a password left in is shown as ***; a masked query parameter too, unquoted
+    return clean.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
+def safe_url(url: str) -> str:
+    """The URL as it may be printed: ``env:VARNAME`` as the URL it names, the password masked
+    (``postgresql://user:***@host/db``)."""
+    try:
+        url = resolve_url(url)
+    except StorageError:
+        return url
+    return _without_secrets(url, "***")
+
+
+def stored_url(url: str | None) -> str | None:
+    """The URL as a study may store it (its spec's ``storage``, spec.yaml): ``env:VARNAME`` as given, any other
+    URL without its password, so a stored spec reruns with the password from the environment (PGPASSWORD,
+    ~/.pgpass) and never holds it."""
+    return None if url is None else _without_secrets(url, None)
 
 
 def _reason(e: BaseException) -> str:

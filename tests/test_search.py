@@ -94,7 +94,18 @@ def test_two_objective_study_end_to_end(tmp_path, smoke_teacher):
 
 def test_over_budget_candidates_are_never_trained(tmp_path, smoke_teacher, backend):
     spec = spec_for(tmp_path, smoke_teacher, trials=5, mac_budget=120.0, backend=backend)  # the teacher (150 G) is over
-    df = trials_frame(run_search(spec, evaluate=fake_evaluate()))
+    study = run_search(spec, evaluate=fake_evaluate())
+    df = trials_frame(study)
+    # what Optuna Dashboard shows, on either backend (Ray's through the mirror): named objectives, each trained
+    # trial's rung value and its artifacts (no checkpoint here: a card and a MAC table, no reconstruction)
+    from optuna.artifacts import get_all_artifact_meta
+
+    from search.artifacts import metric_names
+
+    assert study.metric_names == metric_names(spec) == ["PSNR (dB)", "decoder GMACs (exact, 768x512)"]
+    for t in study.get_trials():
+        assert bool(t.intermediate_values) == (t.state.name == "COMPLETE"), t.number
+        assert {m.filename for m in get_all_artifact_meta(t, storage=study._storage)} == {"card.md", "macs.csv"}
     over = df[df["decoder_gmacs"] > 120.0]
     assert len(over) >= 1 and (over["state"] == "PRUNED").all()
     assert over["infeasible"].str.contains("budget").all()
