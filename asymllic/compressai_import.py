@@ -9,14 +9,23 @@ those two packages; the stand-ins are removed from ``sys.modules`` as soon as Co
 ``import torch_geometric`` or ``import torchvision`` loads the real package. A package imported before
 CompressAI is used as it is. Left out in a process where a stand-in was used: CompressAI's point-cloud
 transforms, and torchvision's classes in CompressAI's transform registry.
+
+The stand-ins are written against CompressAI 1.2.8 (:data:`WRITTEN_FOR`): another installed version (or none
+known to ``importlib.metadata``) is imported plainly, with its real dependencies. Either way the warning torch
+gives for CompressAI's ``torch.jit.script`` helpers is silenced for that import only: ``import asymllic`` changes
+no warning filter of the process.
 """
 from __future__ import annotations
 
 import importlib.abc
+import importlib.metadata
 import importlib.util
 import sys
 import types
+import warnings
 from contextlib import contextmanager
+
+WRITTEN_FOR = "1.2.8"  # the CompressAI whose imports the stand-ins below stand for
 
 # package -> the modules of it CompressAI imports when it is imported
 _STAND_INS = {"torch_geometric": ("torch_geometric", "torch_geometric.data", "torch_geometric.data.datapipes",
@@ -78,12 +87,28 @@ class _FirstCompressaiImport(importlib.abc.MetaPathFinder):
         loader = spec.loader
         run = loader.exec_module
 
+        fits = compressai_version() == WRITTEN_FOR
+
         def exec_module(module):
-            with stand_ins():
-                run(module)
+            with warnings.catch_warnings():
+                # torch >= 2.10 flags CompressAI's torch.jit.script helpers as deprecated when they are defined
+                warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
+                if fits:
+                    with stand_ins():
+                        run(module)
+                else:  # another CompressAI: its own imports, whatever they are
+                    run(module)
 
         loader.exec_module = exec_module
         return spec
+
+
+def compressai_version() -> str | None:
+    """The installed CompressAI's version, None if ``importlib.metadata`` knows none."""
+    try:
+        return importlib.metadata.version("compressai")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 _FINDER = _FirstCompressaiImport()

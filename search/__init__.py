@@ -17,3 +17,7 @@ from .spec import SearchSpec, StudyRef
 
 __all__ = ["SearchSpec", "Study", "StudyRef", "define", "export_codecs", "load", "open", "resolve", "run",
            "serve_dashboard"]
+
+
+def __dir__() -> list:  # the public names first of all, whatever submodules were imported since
+    return sorted(set(globals()) | set(__all__))

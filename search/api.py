@@ -144,6 +144,9 @@ class Study:
 
         from .optuna_backend import open_study
 
+        url = ref.storage_url
+        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():  # not created by asking
+            raise AsymllicError(f"no study {ref.study!r} in {url}")
         try:
             self.optuna = open_study(ref, create=False)
         except KeyError:

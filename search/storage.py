@@ -306,7 +306,6 @@ def open_storage(url: str, heartbeat: int | None = None, sqlite_timeout: int = 1
     from optuna.exceptions import ExperimentalWarning
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    warnings.filterwarnings("ignore", category=ExperimentalWarning)
     kwargs: dict = {}
     sqlite = url.startswith("sqlite:")
     if sqlite:
@@ -314,11 +313,14 @@ def open_storage(url: str, heartbeat: int | None = None, sqlite_timeout: int = 1
     else:  # a server: a pooled connection is tested before use (a restart or a blip drops them all), few per worker
         kwargs["engine_kwargs"] = {"pool_pre_ping": True, **POOL}
     if heartbeat and heartbeat > 0:
-        kwargs.update(heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
+        with warnings.catch_warnings():  # Optuna's heartbeat is experimental: known, not news to the user
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            kwargs.update(heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
     for attempt in range(RETRIES):
         try:
-            with _schema_lock(url):
+            with _schema_lock(url), warnings.catch_warnings():  # this call only: the process's filters unchanged
+                warnings.simplefilter("ignore", ExperimentalWarning)
                 return (RDBStorage if sqlite else _resilient_storage_class())(url, **kwargs)
         except StorageError:
             raise

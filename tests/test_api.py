@@ -239,3 +239,28 @@ def test_a_study_is_opened_by_reference_and_unknown_ones_are_one_line(tmp_path):
     assert run_cli("results", "nope", "--root", tmp_path, check=False).returncode == 2
     assert StudyRef("s", root=str(tmp_path)).storage_url.endswith("/s/study.db")
     assert json.loads(json.dumps(SearchSpec("s").to_dict()))["size"] == [768, 512]
+
+
+def _tree(root) -> list:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_the_public_names_are_listed_and_resolve():
+    import asymllic
+
+    for module in (asymllic, search):
+        assert set(module.__all__) <= set(dir(module))
+        for name in module.__all__:
+            assert getattr(module, name) is not None
+    assert {"load_model", "compress_file", "decompress_file"} <= set(dir(asymllic))
+
+
+def test_opening_a_study_that_does_not_exist_creates_nothing(tmp_path):
+    (tmp_path / "other").mkdir()
+    before = _tree(tmp_path)
+    with pytest.raises(AsymllicError, match="no study 'nope'"):
+        search.open("nope", root=tmp_path)
+    with pytest.raises(AsymllicError, match="no study 'nope'"):
+        search.open("nope", root=tmp_path, storage=f"sqlite:///{tmp_path}/elsewhere/study.db")
+    assert run_cli("results", "nope", "--root", tmp_path, check=False).returncode == 2
+    assert _tree(tmp_path) == before

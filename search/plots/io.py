@@ -13,16 +13,24 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def _browser() -> None:
+@contextmanager
+def _browser():
+    """Kaleido finds Chromium through ``BROWSER_PATH``: set, for this block only, to a Chromium on the PATH
+    unless the user set it (the process's environment is as it was afterwards)."""
+    path = None
     if "BROWSER_PATH" not in os.environ:
-        for name in ("chromium", "chromium-browser", "google-chrome"):
-            path = shutil.which(name)
-            if path:
-                os.environ["BROWSER_PATH"] = path
-                return
+        path = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    if path:
+        os.environ["BROWSER_PATH"] = path
+    try:
+        yield
+    finally:
+        if path:
+            os.environ.pop("BROWSER_PATH", None)
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,6 +71,7 @@ def write_figure(fig, stem: str | Path, png: bool = True, width: int = 1000, hei
         html = fig.to_html(include_plotlyjs=write_plotlyjs(stem.parent).name)  # relative: the folder can move
     paths = [write_text(html, stem.with_suffix(".html"))]
     if png:
-        _browser()
-        paths.append(write_bytes(fig.to_image(format="png", width=width, height=height), stem.with_suffix(".png")))
+        with _browser():
+            png_bytes = fig.to_image(format="png", width=width, height=height)
+        paths.append(write_bytes(png_bytes, stem.with_suffix(".png")))
     return paths
