@@ -9,6 +9,7 @@ Steps (each resumable; a second run reuses what the first finished):
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def run(argv: list) -> None:
 
 
 def step(title: str, argv: list) -> None:
-    print(f"\n== {title}\n$ asymllic {' '.join(map(str, argv))}", flush=True)
+    print(f"\n== {title}\n$ {shlex.join(['asymllic', *map(str, argv)])}", flush=True)
     run(argv)
 
 

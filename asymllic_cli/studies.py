@@ -84,10 +84,17 @@ def _load(study: str, storage=None, root="results"):
 
 
 def _summary(study) -> int:
+    import shlex
+
+    from search.storage import stored_url
+
+    where = [] if str(study.spec.root) == "results" else ["--root", str(study.spec.root)]  # commands to paste
+    if study.spec.storage:
+        where += ["--storage", stored_url(study.spec.storage)]  # never its password
     df = study.trials()
     counts = df["state"].value_counts().to_dict() if not df.empty else {}
     print(f"study {study.name}: {len(df)} trials {counts}, {int(df['pareto'].sum()) if not df.empty else 0} on the Pareto front")
-    print(f"next: asymllic results {study.name} | asymllic pareto {study.name} | asymllic export {study.name}")
+    print("next: " + " | ".join(shlex.join(["asymllic", command, study.name, *where]) for command in ("results", "pareto", "export")))
     return 0
 
 

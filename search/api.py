@@ -72,8 +72,10 @@ def resolve(spec: SearchSpec, say: Callable = print) -> SearchSpec:
     if spec.teacher is None:
         spec.teacher = str(_options.teacher_dir(spec.schedule, spec.lmbda, spec.root) / "codec.pt")
         if not Path(spec.teacher).is_file():
-            raise AsymllicError(f"no teacher checkpoint at {spec.teacher}; run 'asymllic teacher train --schedule "
-                                f"{spec.schedule}' or pass --teacher")
+            import shlex
+
+            train = shlex.join(["asymllic", "teacher", "train", "--schedule", spec.schedule])
+            raise AsymllicError(f"no teacher checkpoint at {spec.teacher}; run '{train}' or pass --teacher")
     _plan_devices(spec, say)
     if spec.backend == "optuna" or not spec.gpus_per_trial:  # trials on this machine: CUDA asked where there is none
         from asymllic.device import pick_device, pick_precision

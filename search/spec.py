@@ -36,6 +36,25 @@ def parse_budget(text: str):
         raise ValueError(f"a number of GMACs, 'teacher' or 'none' (got {text!r})") from None
 
 
+STUDY_NAME_MAX = 100
+
+
+def check_study_name(name) -> None:
+    """A study name is a name (a folder of ``root``, a study in a shared storage, a word in printed commands):
+    letters, digits, ``.``, ``_`` and ``-``, not starting with ``.`` or ``-``, 1 to :data:`STUDY_NAME_MAX`
+    characters. Anything else is a one-line ``ConfigError``: ``../x`` or ``/abs`` would be a folder outside the
+    results."""
+    import re
+
+    if not isinstance(name, str) or not name:
+        raise ConfigError("study", "required: a study name (--study NAME)")
+    if len(name) > STUDY_NAME_MAX:
+        raise ConfigError("study", f"{name[:20]!r}...: at most {STUDY_NAME_MAX} characters")
+    if name[0] in ".-" or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise ConfigError("study", f"{name!r} is not a study name: letters, digits, '.', '_' and '-', not starting "
+                                   "with '.' or '-' (it names a folder of --root)")
+
+
 @dataclass
 class StudyRef:
     """Which study, and where: enough to open one and read its results."""
@@ -66,6 +85,9 @@ class StudyRef:
 
         url = self.storage or f"sqlite:///{(self.dir / 'study.db').as_posix()}"
         return resolve_url(url) if resolve else url
+
+    def __post_init__(self):
+        check_study_name(self.study)
 
     def ref(self) -> "StudyRef":
         return StudyRef(self.study, self.storage, self.root)
@@ -125,6 +147,7 @@ class SearchSpec(RunOptions, StudyRef):
                                      "reconstruction)")
 
     def __post_init__(self):
+        check_study_name(self.study)
         _options.check_choices(self)
         if self.batch is not None and self.batch < 1:
             raise ConfigError("batch", f"{self.batch}: a step trains on at least one crop")

@@ -264,3 +264,46 @@ def test_opening_a_study_that_does_not_exist_creates_nothing(tmp_path):
         search.open("nope", root=tmp_path, storage=f"sqlite:///{tmp_path}/elsewhere/study.db")
     assert run_cli("results", "nope", "--root", tmp_path, check=False).returncode == 2
     assert _tree(tmp_path) == before
+
+
+HOSTILE = ["../evil", "ABS", "", "a;b", "a b", ".hidden", "-x", "x" * 101, "a\nb"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_study_name_is_a_name(tmp_path, name):
+    root = tmp_path / "results"
+    root.mkdir()
+    name = str(tmp_path / "abs") if name == "ABS" else name
+    with pytest.raises(ConfigError, match="^study: ") as e:
+        search.define(name, root=str(root), schedule="smoke")
+    assert "\n" not in str(e.value)
+    for ref in (lambda: StudyRef(name, root=str(root)), lambda: search.open(name, root=root)):
+        with pytest.raises(ConfigError, match="^study: "):
+            ref()
+    for argv in (["search", f"--study={name}", "--schedule", "smoke", "--trials", "1"], ["results", "--", name],
+                 ["export", "--", name]):  # '--': a name that starts with '-' reaches the study, not argparse
+        proc = run_cli(argv[0], "--root", root, *argv[1:], check=False)
+        assert proc.returncode == 2
+        assert len(proc.stderr.strip().splitlines()) == 1 and "study" in proc.stderr, proc.stderr
+    assert _tree(tmp_path) == ["results"]  # nothing written, inside the results or outside
+
+
+def test_the_commands_printed_to_paste_are_shell_quoted(tmp_path, capsys):
+    import shlex
+
+    from asymllic_cli.studies import _summary
+
+    class Fake:
+        name = "my.study-1"
+        spec = SearchSpec("my.study-1", root=str(tmp_path / "my results"))
+
+        def trials(self):
+            import pandas as pd
+
+            return pd.DataFrame()
+
+    _summary(Fake())
+    line = capsys.readouterr().out.splitlines()[-1]
+    commands = line.removeprefix("next: ").split(" | ")
+    assert [shlex.split(c) for c in commands] == [["asymllic", c, "my.study-1", "--root", str(tmp_path / "my results")]
+                                                  for c in ("results", "pareto", "export")]
