@@ -41,6 +41,7 @@ class Pick:
     budget: float | None = None
     teacher: pd.Series | None = None  # the study's teacher reference trial, when it has one
     cost: str = "macs"  # the study's cost objective: macs or latency
+    references: list | None = None  # the study's complete reference trials with every objective (rows)
 
     @property
     def number(self) -> int:
@@ -83,6 +84,30 @@ class Pick:
                          f"{d:+.4f} {name}" + (f" ({d / t[name]:+.1%})" if t[name] else ""))
         return ", ".join(parts) + f" (teacher: trial {int(t['number'])})"
 
+    def dominated_by(self) -> list:
+        """The reference trials that dominate this one (no worse in every objective, better in one)."""
+        return [r for r in self.references or () if int(r["number"]) != self.number
+                and dominates(r, self.row, self.part, self.cost)]
+
+    def versus_references(self) -> list:
+        """One line per reference trial of the study: which dominates which, else what each is better in."""
+        names, lines = objectives.names(self.part, self.cost), []
+        for r in self.references or ():
+            if int(r["number"]) == self.number:
+                continue
+            who = f"reference {r['preset']} (trial {int(r['number'])})"
+            if dominates(r, self.row, self.part, self.cost):
+                lines.append(f"{who} DOMINATES this decoder: no worse in {', '.join(names)}, better in "
+                             f"{', '.join(_better(r, self.row, self.part, self.cost))}")
+            elif dominates(self.row, r, self.part, self.cost):
+                lines.append(f"this decoder dominates {who}")
+            else:
+                better = _better(self.row, r, self.part, self.cost)
+                worse = _better(r, self.row, self.part, self.cost)
+                lines.append(f"vs {who}: better in {', '.join(better) or 'nothing'}, worse in "
+                             f"{', '.join(worse) or 'nothing'}")
+        return lines
+
     def within_budget(self) -> str | None:
         if self.budget is None:
             return None
@@ -97,7 +122,14 @@ class Pick:
                 f"{float(self.row[MACS]):.3f} GMACs" if _finite(self.row.get(MACS)) else None,
                 f"{float(self.row[MS]):.2f} ms" if self.cost != "macs" and _finite(self.row.get(MS)) else None,
                 self.position(), self.versus_teacher()]
-        return ", ".join(b for b in bits if b)
+        line = ", ".join(b for b in bits if b)
+        by = self.dominated_by()
+        if by:
+            line += ("; DOMINATED by " + ", ".join(f"reference {r['preset']} (trial {int(r['number'])})" for r in by)
+                     + ": that reference is at least as good in every objective")
+        elif self.references:
+            line += "; no reference dominates it"
+        return line
 
 
 @dataclass
@@ -116,6 +148,24 @@ def _finite(v) -> bool:
         return v is not None and math.isfinite(float(v))
     except (TypeError, ValueError):
         return False
+
+
+def dominates(a: pd.Series, b: pd.Series, part: str, cost: str = "macs") -> bool:
+    """Whether trial ``a`` dominates trial ``b``: no worse in every objective of ``part``, better in one."""
+    better = _better(a, b, part, cost)
+    return bool(better) and not _better(b, a, part, cost)
+
+
+def _better(a: pd.Series, b: pd.Series, part: str, cost: str) -> list:
+    """The objectives in which ``a`` is strictly better than ``b``."""
+    return [n for n, d in zip(objectives.names(part, cost), objectives.directions(part, cost))
+            if (float(a[n]) > float(b[n]) if d == "maximize" else float(a[n]) < float(b[n]))]
+
+
+def references(df: pd.DataFrame, part: str, cost: str = "macs") -> list:
+    """The complete reference trials with every objective, as rows (trial number order)."""
+    rows = df[_usable(df, part, cost) & reference_mask(df)]
+    return [row for _, row in rows.sort_values("number").iterrows()]
 
 
 def reference_mask(df: pd.DataFrame) -> np.ndarray:
@@ -177,12 +227,14 @@ def pick(df: pd.DataFrame, part: str, top: int | None = None, trial: int | None 
     ``trial``: that complete trial (a reference preset too). Otherwise the candidates' Pareto front (the
     reference presets left out unless ``include_references``; quality against ``cost``, the study's
     objective), drawn among those within ``budget`` GMACs if given: ``top`` K points spread along it from the
-    cheapest to the best (default 1: the best, i.e. the best candidate within the budget)."""
+    cheapest to the best (default 1: the best, i.e. the best candidate within the budget, among the front's
+    points no reference trial dominates when there is one). Each pick is compared with every reference."""
     if top is not None and top < 1:
         raise space.ConfigError("top", f"{top}: export at least 1 trial")
     if budget is not None and not budget > 0:
         raise space.ConfigError("budget", f"{budget}: a decoder MAC budget is a positive number of GMACs")
     teacher = _teacher(df)
+    refs = references(df, part, cost)
     if trial is not None:
         rows = df[df["number"] == trial]
         if rows.empty or rows.iloc[0]["state"] != "COMPLETE":
@@ -192,7 +244,7 @@ def pick(df: pd.DataFrame, part: str, top: int | None = None, trial: int | None 
         if trial not in set(pool["number"]):
             raise space.ConfigError("trial", f"trial {trial} has no {' and '.join(objectives.names(part, cost))} "
                                              "to export")
-        return [_locate(df, pool, trial, part, include, budget, teacher, cost)]
+        return [_locate(df, pool, trial, part, include, budget, teacher, cost, refs)]
 
     pool = candidates(df, part, include_references, cost)
     done = (df["state"] == "COMPLETE").to_numpy()
@@ -217,8 +269,18 @@ def pick(df: pd.DataFrame, part: str, top: int | None = None, trial: int | None 
                                               f"{int(cheapest['number'])}, needs {float(cheapest[MACS]):.3f} GMACs"
                                     + hint)
     front = within[pareto_mask(within, part, cost)]  # the front of what fits the budget
-    chosen = spread(len(front), top or 1, best_index(front, part, cost))
-    return [_locate(df, pool, int(front.iloc[i]["number"]), part, include_references, budget, teacher, cost)
+    if (top or 1) == 1:  # the one default pick: a point no reference dominates, when the front has one
+        free = [i for i in range(len(front))
+                if not any(dominates(r, front.iloc[i], part, cost) for r in refs
+                           if int(r["number"]) != int(front.iloc[i]["number"]))]
+        if free and len(free) < len(front):
+            sub = front.iloc[free]
+            chosen = [free[best_index(sub, part, cost)]]
+        else:
+            chosen = [best_index(front, part, cost)]
+    else:
+        chosen = spread(len(front), top, best_index(front, part, cost))
+    return [_locate(df, pool, int(front.iloc[i]["number"]), part, include_references, budget, teacher, cost, refs)
             for i in chosen]
 
 
@@ -233,7 +295,7 @@ def _teacher(df: pd.DataFrame) -> pd.Series | None:
 
 
 def _locate(df: pd.DataFrame, pool: pd.DataFrame, number: int, part: str, include: bool, budget, teacher,
-            cost: str) -> Pick:
+            cost: str, refs: list | None = None) -> Pick:
     """Where trial ``number`` sits on ``pool``'s front (cheapest first by ``cost``)."""
     front = pool[pool["front"]]
     row = pool[pool["number"] == number].iloc[0]
@@ -243,7 +305,8 @@ def _locate(df: pd.DataFrame, pool: pd.DataFrame, number: int, part: str, includ
     axis = objectives.COSTS[cost]
     left_out = not include and bool((reference_mask(df) & (df["state"] == "COMPLETE").to_numpy()).any())
     return Pick(row=row, part=part, rank=rank, front_size=len(front), cheaper_on_front=int((front[axis] < row[axis]).sum()),
-                best=best, references_left_out=left_out, budget=budget, teacher=teacher, cost=cost)
+                best=best, references_left_out=left_out, budget=budget, teacher=teacher, cost=cost,
+                references=refs)
 
 
 def _typed(spec: SearchSpec | dict) -> SearchSpec:
@@ -261,6 +324,13 @@ def card(p: Pick, spec: SearchSpec | dict, cfg: space.CodecConfig, onnx: dict | 
     if p.reference:
         lines.append(f"- this is the reference preset '{p.reference}', trained for comparison, not a searched candidate")
     lines += [f"- vs teacher: {v}" for v in [p.versus_teacher()] if v]
+    by = p.dominated_by()
+    if by:
+        lines.append("- **a reference dominates this decoder**: "
+                     + ", ".join(f"{r['preset']} (trial {int(r['number'])})" for r in by)
+                     + " is at least as good in every objective; prefer it unless this decoder is wanted for "
+                       "another reason")
+    lines += [f"- against the references: {v}" for v in p.versus_references()]
     lines += [f"- decoder MAC budget: {v}" for v in [p.within_budget()] if v]
     from .verdicts import verdict_for
 

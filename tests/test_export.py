@@ -205,3 +205,40 @@ def test_cli_flags_on_a_real_study(tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         "asymllic: error: budget: no candidate fits in 5 GMACs: the cheapest, trial 2, needs 10.000 GMACs"]
     assert run_cli("export", "s", "--budget", "5", "--trial", "2", *args, check=False).returncode == 2  # one or other
+
+
+# the teacher dominates the candidates' best (trial 3); the paper's decoder is dominated by trial 4
+DOMINATED = [
+    (0, "COMPLETE", "paper", 27.0, 40.0),
+    (1, "COMPLETE", "teacher", 31.0, 50.0),
+    (2, "COMPLETE", None, 28.0, 10.0),
+    (3, "COMPLETE", None, 30.5, 60.0),  # the best PSNR of the candidates, but the teacher beats it at less cost
+    (4, "COMPLETE", None, 29.0, 20.0),
+]
+
+
+def test_the_default_pick_is_one_no_reference_dominates_and_says_how_it_compares(tmp_path):
+    df = frame(tmp_path, DOMINATED)
+    (p,) = pick(df, "synthesis")
+    assert p.number == 4  # the best of the front's points no reference dominates
+    assert p.dominated_by() == []
+    assert p.summary().endswith("; no reference dominates it")
+    (done,) = export(df, SPEC, tmp_path / "export")
+    card = (done.folder / "card.md").read_text()
+    assert "against the references: this decoder dominates reference paper (trial 0)" in card
+    assert "against the references: vs reference teacher (trial 1): better in decoder_gmacs, worse in psnr" in card
+    assert "a reference dominates" not in card
+    # asked for explicitly, the dominated one is exported, and its card and line say so plainly
+    (forced,) = export(df, SPEC, tmp_path / "forced", trial=3)
+    card = (forced.folder / "card.md").read_text()
+    assert "**a reference dominates this decoder**: teacher (trial 1)" in card
+    assert "reference teacher (trial 1) DOMINATES this decoder: no worse in psnr, decoder_gmacs, better in psnr, " \
+           "decoder_gmacs" in card
+    assert "DOMINATED by reference teacher (trial 1)" in forced.pick.summary()
+    # every point of the front dominated: the best is still exported, and said to be dominated
+    (p,) = pick(frame(tmp_path, [(1, "COMPLETE", "teacher", 31.0, 5.0)] + DOMINATED[2:]), "synthesis")
+    assert p.number == 3 and [int(r["number"]) for r in p.dominated_by()] == [1]
+    assert "DOMINATED by reference teacher (trial 1)" in p.summary()
+    # no reference trials: nothing to compare with, nothing said
+    (plain,) = pick(df[df["preset"].isna()], "synthesis")
+    assert plain.number == 3 and "reference" not in plain.summary()
