@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import coding, complexity, dashboard, design_space, evaluate, figure, publish, studies, train
+from . import coding, complexity, dashboard, design_space, evaluate, figure, publish, reproduce, studies, train
 
-GROUPS = (coding, complexity, design_space, figure, train, evaluate, studies, publish, dashboard)
+GROUPS = (coding, complexity, design_space, figure, train, evaluate, studies, publish, dashboard, reproduce)
 
 
 def setup_args() -> argparse.ArgumentParser:

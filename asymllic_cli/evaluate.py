@@ -67,7 +67,9 @@ def run_eval(args) -> int:
 
 def run_bdrate(args) -> int:
     from asymllic.errors import AsymllicError
-    from asymllic.evaluation.evaluate import bd_rate, load_results
+    import warnings
+
+    from asymllic.evaluation.evaluate import BDOverlapWarning, bd_rate, load_results
 
     anchors = list(args.anchor)
     if args.kodak:
@@ -79,9 +81,13 @@ def run_bdrate(args) -> int:
     for test in args.test:
         t = load_results(test)
         for a in anchors:
-            try:
-                value = f"{bd_rate(load_results(a), t, args.metric):+.2f} %"
-            except ValueError as e:
-                value = f"n/a ({e})"
-            print(f"{t.get('name', test)} vs {load_results(a).get('name', a)}: {value}")
+            with warnings.catch_warnings(record=True) as caught:  # an overlap note: said on the result's line
+                warnings.simplefilter("always")
+                try:
+                    value = f"{bd_rate(load_results(a), t, args.metric):+.2f} %"
+                except ValueError as e:
+                    value = f"n/a ({e})"
+            notes = [str(w.message) for w in caught if issubclass(w.category, BDOverlapWarning)]
+            print(f"{t.get('name', test)} vs {load_results(a).get('name', a)}: {value}"
+                  + "".join(f" ({n})" for n in notes))
     return 0

@@ -8,15 +8,17 @@ The public API (see ``docs/python-api.md``)::
     study = search.open("demo"); study.trials(); study.front()
     search.export_codecs(study, top=3)   # (``search.export`` is the module that picks and writes them)
     board = search.serve_dashboard("demo"); board.url; board.stop()   # Optuna Dashboard over the study
+    search.reproduce("table1")   # the paper's Tables I-III and Fig. 1 beside the published figures
 
 Importing ``search`` imports no torch, Optuna or Ray: each is imported where it is used.
 """
 from .api import Study, define, export_codecs, load, open, resolve, run  # noqa: A004 - search.open reads as meant
 from .dashboard import serve_dashboard
+from .reproduce import reproduce  # the function (module: search/reproduce.py)
 from .spec import SearchSpec, StudyRef
 
 __all__ = ["SearchSpec", "Study", "StudyRef", "define", "export_codecs", "load", "open", "resolve", "run",
-           "serve_dashboard"]
+           "reproduce", "serve_dashboard"]
 
 
 def __dir__() -> list:  # the public names first of all, whatever submodules were imported since

@@ -75,6 +75,15 @@ def open_study_frame(study: str | SearchSpec, storage: str | None = None, root: 
     return spec, trials_frame(opened)
 
 
+def reads_trials(picks) -> bool:
+    """Whether ``picks`` name a study's trials (None: its best; trial numbers, export picks, trial rows), rather
+    than configs alone."""
+    if picks is None:
+        return True
+    items = [picks] if not isinstance(picks, (list, tuple)) else picks
+    return not all(isinstance(p, (space.CodecConfig, space.SynthesisConfig, space.HyperpriorConfig)) for p in items)
+
+
 def run_spec(spec: SearchSpec, seed: int, steps: int) -> SearchSpec:
     """The spec one confirmation run trains with: the study's, at one fidelity of ``steps`` steps with ``seed``;
     no budget (a reference may sit on it), the decoder being chosen already."""
@@ -121,12 +130,15 @@ def decoders(spec: SearchSpec, df: pd.DataFrame | None, picks, references: Seque
         if df is None or df.empty:
             raise space.ConfigError("picks", f"study {spec.study!r} has no trials to pick from")
         picks = pick(df, spec.part, cost=spec.objective)
-    elif isinstance(picks, (int, np.integer, space.CodecConfig)) or hasattr(picks, "row"):
+    elif isinstance(picks, (int, np.integer, space.CodecConfig, space.SynthesisConfig, space.HyperpriorConfig)) \
+            or hasattr(picks, "row"):
         picks = [picks]
+    base = base_config(spec)
     out = []
     for p in picks:
-        if isinstance(p, space.CodecConfig):
-            out.append(Decoder(space.config_id(p), p, "pick"))
+        if isinstance(p, (space.CodecConfig, space.SynthesisConfig, space.HyperpriorConfig)):
+            cfg = complete(p, spec.part, base)
+            out.append(Decoder(space.config_id(cfg), cfg, "pick"))
         elif isinstance(p, (int, np.integer)):
             rows = df[df["number"] == int(p)] if df is not None and not df.empty else None
             if rows is None or rows.empty:
@@ -138,7 +150,6 @@ def decoders(spec: SearchSpec, df: pd.DataFrame | None, picks, references: Seque
             out.append(_row_decoder(p))
         else:
             raise space.ConfigError("picks", f"{p!r} is not a trial number, an export pick or a config")
-    base = base_config(spec)
     params = reference_params(spec.part)
     for name in references:
         out.append(Decoder(name, space.config_from_params(params[name], spec.part, base), "reference", reference=name))
@@ -150,6 +161,35 @@ def decoders(spec: SearchSpec, df: pd.DataFrame | None, picks, references: Seque
         elif d.kind == "reference":
             have.label, have.kind, have.reference = d.label, "reference", d.reference
     return list(seen.values())
+
+
+FIXED = {"synthesis": ("hyperprior", "encoder_width"), "hyperprior": ("synthesis", "encoder_width"),
+         "joint": ("encoder_width",)}  # what a study of each part keeps from its teacher
+
+
+def complete(pick, part: str, base: space.CodecConfig) -> space.CodecConfig:
+    """A pick given as a config, completed with the study's fixed part (``base``: the teacher's config), as the
+    study counts, trains and codes it: a synthesis or hyperprior config alone is set into ``base``; a whole codec
+    config must carry ``base``'s fixed part, else it is a one-line error (it would be counted with a part that
+    training and coding replace by the teacher's)."""
+    if isinstance(pick, space.SynthesisConfig):
+        if part == "hyperprior":
+            raise space.ConfigError("picks", "a synthesis config is no pick of a hyperprior study; give a "
+                                             "hyperprior config or a whole codec config")
+        return replace(base, synthesis=pick)
+    if isinstance(pick, space.HyperpriorConfig):
+        if part == "synthesis":
+            raise space.ConfigError("picks", "a hyperprior config is no pick of a synthesis study; give a "
+                                             "synthesis config or a whole codec config")
+        return replace(base, hyperprior=pick)
+    differ = [f for f in FIXED[part] if getattr(pick, f) != getattr(base, f)]
+    if differ:
+        what = " and ".join("its encoder width" if f == "encoder_width" else f"its {f}" for f in differ)
+        raise space.ConfigError("picks", f"pick {space.config_id(pick)} differs from the study's teacher in {what}, "
+                                         f"which a {part} study keeps from the teacher (training and coding use "
+                                         f"the teacher's); give the pick's {part} part alone, or the config with "
+                                         "the teacher's")
+    return pick
 
 
 def seed_list(spec: SearchSpec, seeds: int | Iterable[int]) -> list:
@@ -392,7 +432,10 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
     figure (confirm.html; ``png`` also confirm.png) in ``<study>/confirm/``."""
     from asymllic.files import write_text
 
-    spec, df = open_study_frame(study_or_spec, storage, root)
+    if isinstance(study_or_spec, SearchSpec) and not reads_trials(picks):
+        spec, df = study_or_spec, None  # configs to confirm on a spec's settings: no study need be stored
+    else:
+        spec, df = open_study_frame(study_or_spec, storage, root)
     if overrides:
         spec = replace(spec, **overrides)
     backend = backend or spec.backend

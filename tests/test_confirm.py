@@ -250,3 +250,38 @@ def test_a_real_confirmation_run_at_the_smoke_schedule(study, tmp_path, strict_c
     assert r["status"] == "complete" and np.isfinite(r["test_psnr"]) and r["test_bpp"] > 0 and r["steps"] == 1
     assert os.path.isfile(r["checkpoint"]) and str(run_folder(root / study.study, r["config_id"], 0)) in r["checkpoint"]
     assert res.summary.iloc[0]["verdict"] == ""  # nothing to compare with
+
+
+def test_a_config_pick_is_completed_with_the_studys_fixed_part(study, tmp_path):
+    """In a synthesis study a pick is counted, trained and reported with the teacher's hyperprior path: a synthesis
+    config alone is completed with it, a whole config that carries another hyperprior is refused in one line."""
+    from search.candidate import complexity
+
+    rbu = space.get_preset("g_s/rbu")  # the teacher's hyperprior path: agrees with the study
+    res = confirm(study, picks=[rbu.synthesis], references=(), seeds=1, steps=2,
+                  overrides={"root": str(tmp_path)}, evaluate=fake_training(), progress=False)
+    row = res.summary.iloc[0]
+    assert row["config_id"] == space.config_id(rbu)
+    assert row["decoder_gmacs"] == pytest.approx(complexity(rbu, study.size)["decoder_gmacs"])
+    rec = json.loads((run_folder(tmp_path / study.study, row["config_id"], study.seed) / RECORD_FILE).read_text())
+    assert space.from_dict(rec["record"]["config"]) == rbu
+    again = confirm(study, picks=[rbu], references=(), seeds=1, steps=2, overrides={"root": str(tmp_path)},
+                    evaluate=fake_training(), progress=False)
+    assert again.trained == 0  # the whole config is the same decoder
+    own_hp = space.get_preset("paper")  # Ours g_s with its own (slices 5, Ours) hyperprior path
+    with pytest.raises(space.ConfigError, match="differs from the study's teacher in its hyperprior") as e:
+        confirm(study, picks=[own_hp], references=(), seeds=1, steps=2, overrides={"root": str(tmp_path)},
+                evaluate=fake_training(), progress=False)
+    assert "\n" not in str(e.value)
+    with pytest.raises(space.ConfigError, match="no pick of a synthesis study"):
+        decoders(study, None, [own_hp.hyperprior], ())
+
+
+def test_confirm_from_a_spec_alone_needs_no_stored_study(untrained_teacher, tmp_path):
+    spec = SearchSpec(study="never-searched", schedule="smoke", teacher=untrained_teacher, root=str(tmp_path))
+    res = confirm(spec, picks=[space.get_preset("g_s/conv_k5")], references=("paper",), seeds=2, steps=2,
+                  evaluate=fake_training(), progress=False)
+    assert res.trained == 4 and list(res.summary["decoder"])[1] == "paper"
+    assert not list(tmp_path.rglob("*.db"))  # no storage was opened, nor created
+    with pytest.raises(Exception, match="no study 'never-searched'"):  # its best trial: that needs the study
+        confirm(spec, picks=None, evaluate=fake_training(), progress=False)
