@@ -249,25 +249,30 @@ def _run_job(job: dict, spec_dict: dict, evaluate: Callable = train_and_evaluate
 
 
 def _ray_trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_evaluate) -> None:
+    """One run as a Ray trial; its record travels back in the result (the driver need not share the disk)."""
     from ray import tune
 
-    rec = _run_job(params["job"], spec_dict, evaluate)
-    tune.report({"done": 1, "status": rec["status"]})
+    from .ray_backend import in_actor
+
+    rec = _run_job(params["job"], in_actor(spec_from_dict(spec_dict)).to_dict(), evaluate)
+    tune.report({"done": 1, "status": rec["status"], "record": json.dumps(rec, default=str)})
 
 
-def _run_ray(jobs: list, spec: SearchSpec, folder: Path, evaluate: Callable) -> dict:
-    """The runs as a Ray Tune grid, ``spec.workers`` at a time with the study's resources per trial; each
-    writes its record as in-process runs do, so the records alone say what is done. Returns {run folder: Ray's
-    error} for the trials that raised."""
+def _run_ray(jobs: list, spec: SearchSpec, folder: Path, evaluate: Callable) -> tuple:
+    """The runs as a Ray Tune grid, ``spec.workers`` at a time with the study's resources per trial, after every
+    node is checked (:func:`search.nodes.check_ray_nodes`); each writes its record as in-process runs do and sends
+    it back. Returns ({run folder: record}, {run folder: Ray's error} for the trials that raised)."""
     import os
 
     import ray
     from ray import tune
 
+    from .nodes import check_ray_nodes, shared_paths
     from .ray_backend import connect
 
     if not ray.is_initialized():
         connect(spec.ray_address)
+    check_ray_nodes(spec.dir, shared_paths(spec))
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     trainable = tune.with_resources(tune.with_parameters(_ray_trainable, spec_dict=spec.to_dict(), evaluate=evaluate),
                                     {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial or 0})
@@ -275,12 +280,17 @@ def _run_ray(jobs: list, spec: SearchSpec, folder: Path, evaluate: Callable) -> 
                        tune_config=tune.TuneConfig(max_concurrent_trials=max(1, spec.workers), reuse_actors=True),
                        run_config=tune.RunConfig(name=f"confirm-{int(time.time())}", storage_path=str(folder / "ray"),
                                                  failure_config=tune.FailureConfig(fail_fast=False), verbose=0))
-    errors = {}
+    records, errors = {}, {}
     for result in tuner.fit():
-        if result.error is not None and result.config:
+        if not result.config:
+            continue
+        where = result.config["job"]["folder"]
+        if result.error is not None:
             lines = [line for line in str(result.error).strip().splitlines() if line.strip()]
-            errors[result.config["job"]["folder"]] = (lines[-1] if lines else type(result.error).__name__)[:500]
-    return errors
+            errors[where] = (lines[-1] if lines else type(result.error).__name__)[:500]
+        elif "record" in (result.metrics or {}):
+            records[where] = json.loads(result.metrics["record"])
+    return records, errors
 
 
 # -- statistics ----------------------------------------------------------------------------------------------
@@ -448,10 +458,10 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
         raise space.ConfigError("steps", f"{steps}: confirm with at least 1 step")
     seed_values = seed_list(spec, seeds)
     chosen = decoders(spec, df, picks, references)
-    if backend == "ray":  # Ray trials run in their own working folders
-        spec = replace(spec, root=str(Path(spec.root).resolve()))
-        if spec.teacher and Path(spec.teacher).exists():
-            spec = replace(spec, teacher=str(Path(spec.teacher).resolve()))
+    if backend == "ray":  # Ray trials run in their own working folders, perhaps on other machines
+        from .nodes import absolute
+
+        spec = absolute(spec)
     folder = spec.dir / CONFIRM_DIR
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -468,13 +478,15 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
         print(f"confirm {spec.study}: {len(chosen)} decoders x {len(seed_values)} seeds, {steps} steps each; "
               f"{len(records)} runs done, {len(jobs)} to train", flush=True)
     if jobs and backend == "ray":
-        errors = _run_ray([{"label": d.label, "config": space.to_dict(d.config), "kind": d.kind, "trial": d.trial,
-                   "reference": d.reference, "seed": s, "steps": steps, "folder": str(w)} for d, s, w in jobs],
-                 spec, folder, evaluate)
+        sent, errors = _run_ray([{"label": d.label, "config": space.to_dict(d.config), "kind": d.kind,
+                                  "trial": d.trial, "reference": d.reference, "seed": s, "steps": steps,
+                                  "folder": str(w)} for d, s, w in jobs], spec, folder, evaluate)
         for d, s, w in jobs:
-            rec = _read_any(w)
-            records[(d.config_id, s)] = rec or _missing(d, s, steps, spec, "the Ray trial wrote no record: "
-                                                                            + errors.get(str(w), "no error reported"))
+            rec = sent.get(str(w))
+            if rec is not None:  # the record Ray brought back, kept here too (a resumed confirm reads it)
+                write_text(json.dumps(rec, indent=1, default=str), Path(w) / RECORD_FILE)
+            records[(d.config_id, s)] = rec or _missing(d, s, steps, spec, "the Ray trial sent no record: "
+                                                                           + errors.get(str(w), "no error reported"))
     else:
         for i, (d, s, w) in enumerate(jobs, 1):
             rec = run_pair(d, spec, s, steps, w, evaluate)
@@ -497,13 +509,6 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
     files += write_figure(confirm_figure(summary, spec.part, title=f"study {spec.study}: {len(seed_values)} seeds x "
                                                                    f"{steps} steps"), folder / FIGURE, png=png)
     return ConfirmResult(summary, runs, folder, files, len(jobs))
-
-
-def _read_any(folder: Path) -> dict | None:
-    try:
-        return json.loads((Path(folder) / RECORD_FILE).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _missing(d: Decoder, seed: int, steps: int, spec: SearchSpec, reason: str) -> dict:

@@ -276,7 +276,10 @@ def _stop(procs: list, grace_s: float = 5.0) -> None:
 
 def run_optuna(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
     """Run ``spec.workers`` worker processes on one study (or this process alone for one worker)."""
+    from .nodes import check_study_machine
+
     study = open_study(spec)  # create (and enqueue presets) once, before the workers race
+    check_study_machine(study, spec)  # this machine sees the study's folder, teacher and data (several machines)
     if spec.workers <= 1:
         run_worker(spec, evaluate)
         return study

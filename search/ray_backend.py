@@ -20,11 +20,13 @@ from . import objectives
 from .candidate import base_config, complexity, train_and_evaluate
 from .spec import SearchSpec, reference_params
 from .asha import minimise
-from .trial import COMPLETE, FAILED, INFEASIBLE, STOPPED, TrialRecord, run_trial
+from .trial import COMPLETE, FAILED, INFEASIBLE, STOPPED, MachineError, TrialRecord, run_trial
 
 
 RESULT_FILE = "result.json"
 RUNGS_FILE = "rungs.json"
+MAX_FAILURES = 2  # a trial whose node died is tried again, on any node, this many times
+MACHINE_ERROR = "machine_error"  # the result key of a trial whose machine cannot take trials (search.ray_stopper)
 
 
 def _trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_evaluate) -> None:
@@ -33,8 +35,7 @@ def _trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_eva
     instead of being trained a second time."""
     from ray import tune
 
-    spec = SearchSpec.from_dict(spec_dict)
-    spec.device = actor_device(spec.device)
+    spec = in_actor(SearchSpec.from_dict(spec_dict))
     cfg = space.config_from_params(params, spec.part, base_config(spec))
     trial_dir = spec.dir / "trials" / f"ray-{tune.get_context().get_trial_id()}-{space.config_id(cfg)}"
     done = trial_dir / RESULT_FILE
@@ -45,8 +46,8 @@ def _trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_eva
     rungs_seen = trial_dir / RUNGS_FILE  # {rung: minimised values}: every rung result reported so far
     history = json.loads(rungs_seen.read_text()) if rungs_seen.is_file() else {}
 
-    def report(record: TrialRecord) -> None:
-        result = record.attrs()
+    def report(record: TrialRecord, **extra) -> None:
+        result = {**record.attrs(), **extra}
         result["record"] = json.dumps(record.to_dict())
         if preset:
             result["preset"] = preset
@@ -66,7 +67,15 @@ def _trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_eva
     if done.is_file():
         record = TrialRecord.from_dict(json.loads(done.read_text()))
     else:
-        record = run_trial(cfg, spec, trial_dir, evaluate, on_rung if spec.min_steps is not None else None)
+        try:
+            record = run_trial(cfg, spec, trial_dir, evaluate, on_rung if spec.min_steps is not None else None)
+        except MachineError as e:  # this machine cannot take trials: the experiment stops (MachineStop)
+            from .nodes import host
+
+            record = TrialRecord(FAILED, space.to_dict(cfg), space.config_id(cfg), complexity(cfg, spec.size),
+                                 reason=str(e)[:1000], host=host())
+            report(record, **{MACHINE_ERROR: f"on {host()}: {e}"[:1000]})
+            return
         write_text(json.dumps(record.to_dict()), done)
     report(record)
 
@@ -95,11 +104,14 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    spec = replace(spec, root=str(Path(spec.root).resolve()))
-    if spec.teacher and Path(spec.teacher).exists():  # a path; a preset name stays a name
-        spec = replace(spec, teacher=str(Path(spec.teacher).resolve()))
+    from .nodes import absolute, check_ray_nodes, shared_paths
+    from .ray_stopper import MachineStop
+
+    spec = absolute(spec)
     if not ray.is_initialized():
         connect(spec.ray_address)
+    spec.dir.mkdir(parents=True, exist_ok=True)
+    check_ray_nodes(spec.dir, shared_paths(spec))  # every node sees the study's folder, teacher and data
     # the experiment state is what Tuner.restore resumes from: keep it at most a couple of seconds old
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     # an infeasible or failed candidate reports its record without objective values
@@ -108,8 +120,9 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
     experiment = path / "tune"
     trainable = tune.with_resources(tune.with_parameters(_trainable, spec_dict=spec.to_dict(), evaluate=evaluate),
                                     {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial or 0})
-    if tune.Tuner.can_restore(str(experiment)):
-        tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=False)
+    stopper = MachineStop()
+    if tune.Tuner.can_restore(str(experiment)):  # a lost node's trial (errored) is tried again
+        tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
     else:
         points = list(reference_params(spec.part).values()) if spec.enqueue_presets else None
         searcher = OptunaSearch(space=DefineByRun(spec.part), metric=objectives.names(spec.part, spec.objective),
@@ -125,11 +138,21 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
                            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=spec.trials,
                                                        reuse_actors=True,
                                                        max_concurrent_trials=max(1, spec.workers)),
-                           run_config=tune.RunConfig(name="tune", storage_path=str(path),
-                                                     failure_config=tune.FailureConfig(fail_fast=False),
+                           run_config=tune.RunConfig(name="tune", storage_path=str(path), stop=stopper,
+                                                     failure_config=tune.FailureConfig(max_failures=MAX_FAILURES,
+                                                                                       fail_fast=False),
                                                      verbose=1))
     grid = tuner.fit()
-    return mirror(spec, grid)
+    study = mirror(spec, grid)
+    error = stopper.error or next((r.metrics.get(MACHINE_ERROR) for r in grid if (r.metrics or {}).get(MACHINE_ERROR)),
+                                  None)
+    if error:
+        from asymllic.errors import AsymllicError
+
+        raise AsymllicError(f"a machine cannot take trials, the search stopped ({error}); the study keeps every "
+                            "finished trial: fix that machine (or leave it out of the cluster) and run the same "
+                            "command again to resume")
+    return study
 
 
 def plan_ray_devices(device: str, gpus_per_trial: float | None, workers: int, cluster_gpus: float) -> tuple:
@@ -168,6 +191,15 @@ def plan_ray_devices(device: str, gpus_per_trial: float | None, workers: int, cl
     if cluster_gpus <= 0:
         raise AsymllicError(f"--device {device}: the Ray cluster has no GPU")
     return "cuda", auto_share
+
+
+def in_actor(spec: SearchSpec) -> SearchSpec:
+    """``spec`` as a trial runs it inside its Ray actor: on the GPU Ray gave it, and with loader workers within the
+    CPUs Ray reserved for it (the trial's own process takes one)."""
+    spec = replace(spec, device=actor_device(spec.device))
+    if spec.loader_workers is None:
+        spec.loader_workers = max(0, int(spec.cpus_per_trial) - 1)
+    return spec
 
 
 def actor_device(device: str) -> str:
@@ -235,32 +267,28 @@ def connect(address: str | None) -> None:
         raise AsymllicError(f"cannot connect to a Ray cluster at {address}: {str(e).splitlines()[0]}") from None
 
 
+RAY_TRIAL = "ray_trial"  # the user attribute naming a mirrored trial's Ray trial (its folder in the experiment)
+
+
 def mirror(spec: SearchSpec, grid):
-    """Copy the Ray results (each trial's record) into the study's Optuna storage, replacing an earlier mirror."""
+    """Add the Ray results (each trial's record) to the study's Optuna storage. Trials stored before are kept (a
+    rerun from any machine, even one that starts a new experiment, never deletes what a study holds); a Ray trial
+    is added once per outcome (a trial that failed when its node was lost and then finished is both). A trial that
+    raised is failed with Ray's reason, whatever it reported before; one that has not run yet is left out."""
     import optuna
-    from optuna.artifacts import get_all_artifact_meta
     from optuna.distributions import CategoricalDistribution, IntDistribution
     from optuna.trial import TrialState, create_trial
 
     from .artifacts import describe, frozen_artifacts, ray_curve, safe_store, save_curves
     from .optuna_backend import storage
 
-    store = storage(spec)
-    artifacts = safe_store(spec)
-    try:  # the files of the artifacts an earlier mirror stored go with its study
-        for t in optuna.load_study(study_name=spec.study, storage=store).get_trials(deepcopy=False):
-            for meta in get_all_artifact_meta(t, storage=store) if artifacts is not None else ():
-                artifacts.remove(meta.artifact_id)
-    except (KeyError, OSError):
-        pass
-    try:
-        optuna.delete_study(study_name=spec.study, storage=store)
-    except KeyError:
-        pass
-    study = optuna.create_study(study_name=spec.study, storage=store, directions=objectives.directions(spec.part, spec.objective))
+    study = optuna.create_study(study_name=spec.study, storage=storage(spec), load_if_exists=True,
+                                directions=objectives.directions(spec.part, spec.objective))
+    stored = {(t.user_attrs.get(RAY_TRIAL), t.user_attrs.get("status")) for t in study.get_trials(deepcopy=False)}
     study.set_user_attr("spec", spec.stored_dict())  # the storage URL without its password
     study.set_user_attr("backend", "ray")
     describe(study, spec)  # what Optuna Dashboard shows: objectives with their units, the study's note
+    store, added = safe_store(spec), 0
     axes = {a.name: a for a in space.axes(spec.part)}
     references = {json.dumps(p, sort_keys=True): n for n, p in reference_params(spec.part).items()}
     states = {COMPLETE: TrialState.COMPLETE, INFEASIBLE: TrialState.PRUNED, STOPPED: TrialState.PRUNED,
@@ -269,19 +297,27 @@ def mirror(spec: SearchSpec, grid):
         params = space.applicable(result.config, spec.part) if result.config else {}
         dists = {k: IntDistribution(axes[k].low, axes[k].high) if axes[k].is_int else CategoricalDistribution(list(axes[k].choices))
                  for k in params}
-        if "record" in (result.metrics or {}):
+        if result.error is None and "record" not in (result.metrics or {}):
+            continue  # not run yet (the experiment stopped first): mirrored when it has run
+        if result.error is None:
             record = TrialRecord.from_dict(json.loads(result.metrics["record"]))
-        else:  # the trial died before reporting (its worker was killed): counted, with Ray's reason
+        else:  # it raised (its node was lost, its worker killed): failed with Ray's reason, not a rung it reported
             cfg = space.config_from_params(params, spec.part, base_config(spec))
-            reason = str(result.error).strip().splitlines()[-1][:500] if result.error else "no result"
-            record = TrialRecord(FAILED, space.to_dict(cfg), space.config_id(cfg), complexity(cfg, spec.size), reason=reason)
-        attrs = record.attrs()
+            lines = [line for line in str(result.error).strip().splitlines() if line.strip()]
+            record = TrialRecord(FAILED, space.to_dict(cfg), space.config_id(cfg), complexity(cfg, spec.size),
+                                 reason=(lines[-1] if lines else type(result.error).__name__)[:500])
+        key = Path(result.path).name if result.path else None
+        if (key, record.status) in stored:
+            continue
+        attrs = {**record.attrs(), RAY_TRIAL: key}
         if json.dumps(params, sort_keys=True) in references:
             attrs["preset"] = references[json.dumps(params, sort_keys=True)]
         values = record.values(spec.part, spec.objective) if record.status == COMPLETE else None
         number = len(study.get_trials(deepcopy=False))  # the number add_trial gives it
         study.add_trial(create_trial(params=params, distributions=dists, values=values, user_attrs=attrs,
                                      state=states[record.status], intermediate_values=ray_curve(result, spec, record),
-                                     system_attrs=frozen_artifacts(artifacts, spec, record, number)))
-    save_curves(study, spec)
+                                     system_attrs=frozen_artifacts(store, spec, record, number)))
+        added += 1
+    if added:
+        save_curves(study, spec)
     return study

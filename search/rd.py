@@ -287,7 +287,9 @@ def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opt
 def _ray_point(job: tuple, device: str) -> dict:
     """One lambda inside a Ray task, from plain data."""
     cfg, teacher, lmbda, folder, opts = job
-    return point(space.from_dict(cfg), Path(teacher), lmbda, Path(folder), RDOptions(**{**opts, "device": device}))
+    workers = 0 if opts["loader_workers"] is None else opts["loader_workers"]  # the task's one CPU: no loader workers
+    return point(space.from_dict(cfg), Path(teacher), lmbda, Path(folder),
+                 RDOptions(**{**opts, "device": device, "loader_workers": workers}))
 
 
 def points_on_ray(cfg: space.CodecConfig, jobs: list, opts: RDOptions, address: str | None,
@@ -357,9 +359,13 @@ def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequ
         raise space.ConfigError("batch", f"{batch}: a step trains on at least one crop")
     if backend not in BACKENDS:
         raise space.ConfigError("backend", f"{backend!r}: choose one of {', '.join(BACKENDS)}")
-    opts = RDOptions(schedule, steps, batch, data, test_data, seed, device, precision, loader_workers, inherit, root)
+    from .nodes import absolute
+
+    # paths from here (a Ray task runs in a working folder of its own, perhaps on another machine)
+    opts = absolute(RDOptions(schedule, steps, batch, data, test_data, seed, device, precision, loader_workers,
+                              inherit, root))
     cid = space.config_id(cfg)
-    folder = Path(out) if out is not None else Path(root) / "rd" / cid
+    folder = (Path(out) if out is not None else Path(opts.root) / "rd" / cid).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     label = name or (str(decoder) if isinstance(decoder, str) and decoder in space.PRESETS else cid)
     jobs = [(lam, teacher, lambda_folder(folder, lam)) for lam, teacher in pairs]

@@ -32,10 +32,13 @@ class TrialRecord:
     figures: dict  # params and MACs, both conventions, before any training
     metrics: dict = field(default_factory=dict)  # quality, rate, timings, checkpoint
     reason: str = ""
+    host: str = ""  # the machine it ran on (its files are under the study's shared root)
 
     def attrs(self) -> dict:
         """Everything a study stores about the trial (Optuna user attributes, Ray result keys)."""
         out = {"status": self.status, "config_id": self.config_id, "config": self.config, **self.figures, **self.metrics}
+        if self.host:
+            out["host"] = self.host
         if self.status == INFEASIBLE:
             out["infeasible"] = self.reason
         elif self.status == FAILED:
@@ -86,7 +89,9 @@ def run_trial(cfg: space.CodecConfig, spec: SearchSpec, trial_dir: Path, evaluat
     the candidate is a failed record; a machine error (full disk, read-only folder) is raised as ``MachineError``."""
     from asymllic.files import describe, is_resource_error
 
-    record = TrialRecord(COMPLETE, space.to_dict(cfg), space.config_id(cfg), complexity(cfg, spec.size))
+    from .nodes import host
+
+    record = TrialRecord(COMPLETE, space.to_dict(cfg), space.config_id(cfg), complexity(cfg, spec.size), host=host())
     gmacs = record.figures["decoder_gmacs"]
     if spec.mac_budget is not None and gmacs > spec.mac_budget:
         record.status, record.reason = INFEASIBLE, f"decoder {gmacs:.2f} GMACs > budget {spec.mac_budget:.2f} GMACs"
