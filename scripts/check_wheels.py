@@ -49,9 +49,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "constraints.txt"
 PROJECT = ("space", "asymllic", "search")
 # What scripts/gpu_check.py needs at run time beside torch and NumPy (part 2 checks that nothing else is
-# imported): Optuna and its requirements (alembic, SQLAlchemy, Mako, colorlog), thop, bjontegaard, CompressAI
-# and its requirements pytorch-msssim and tomli. Their versions come from the lock.
-GPU_PACKAGES = ("optuna", "alembic", "sqlalchemy", "mako", "colorlog", "thop", "pytorch-msssim", "bjontegaard",
+# imported): Optuna and its requirements (alembic, SQLAlchemy, Mako, colorlog), bjontegaard, CompressAI and its
+# requirements pytorch-msssim and tomli. Their versions come from the lock.
+GPU_PACKAGES = ("optuna", "alembic", "sqlalchemy", "mako", "colorlog", "pytorch-msssim", "bjontegaard",
                 "compressai", "tomli")
 # project modules the GPU check never runs, whose imports need what a GPU machine need not have (Ray, plotly):
 # the Ray backend, the figures, and the confirm/rd commands that draw them. The static walk stops there; the
@@ -378,7 +378,7 @@ print(json.dumps({t: getattr(sys.modules.get(t), "__file__", None) for t in sort
 def check_imports(need: dict[str, str], device: dict[str, str | None], rows: list) -> None:
     carry = carried(need, device)
     project, outside = gpu_check_imports()
-    carried_modules = ["compressai", "optuna", "thop", "pytorch_msssim", "bjontegaard"]
+    carried_modules = ["compressai", "optuna", "pytorch_msssim", "bjontegaard"]
     names = sorted(set(carried_modules + outside)) + project
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check (scripts/gpu_check.py) on any CUDA machine, also one without network:
 #   bash scripts/gpu_check.sh [--device cuda] [--steps 200] [--out DIR]
-# It uses the packages of the Python it runs ($PYTHON, else python3) and, when compressai, optuna, thop,
+# It uses the packages of the Python it runs ($PYTHON, else python3) and, when compressai, optuna,
 # pytorch_msssim or bjontegaard are missing there, installs the binary wheels in .whl/ into a folder of its own
 # (nothing is built there; Ray and plotly are not needed). To run it on your own GPU machine:
 #   1. there, with the Python that will run it (torch with CUDA installed):
@@ -18,7 +18,7 @@ set -euo pipefail
 export GPU_CHECK_T0=${GPU_CHECK_T0:-$(date +%s.%N)}  # the check's time budget counts from here, pip included
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-if ! "$PY" -c "import compressai, optuna, thop, pytorch_msssim, bjontegaard" 2>/dev/null; then
+if ! "$PY" -c "import compressai, optuna, pytorch_msssim, bjontegaard" 2>/dev/null; then
   ls .whl/*.whl >/dev/null 2>&1 || { echo "gpu_check: compressai/optuna missing and no .whl/ here: run" \
     "'make wheels TARGET=freeze.txt' on a networked machine first (see this script's header)" >&2; exit 2; }
   site=${TMPDIR:-/tmp}/asymllic-site

@@ -262,18 +262,15 @@ def _run_ray(jobs: list, spec: SearchSpec, folder: Path, evaluate: Callable) -> 
     """The runs as a Ray Tune grid, ``spec.workers`` at a time with the study's resources per trial, after every
     node is checked (:func:`search.nodes.check_ray_nodes`); each writes its record as in-process runs do and sends
     it back. Returns ({run folder: record}, {run folder: Ray's error} for the trials that raised)."""
-    import os
-
     import ray
     from ray import tune
 
     from .nodes import check_ray_nodes, shared_paths
-    from .ray_backend import connect
+    from .ray_backend import connect, tune_environ
 
     if not ray.is_initialized():
         connect(spec.ray_address)
     check_ray_nodes(spec.dir, shared_paths(spec))
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     trainable = tune.with_resources(tune.with_parameters(_ray_trainable, spec_dict=spec.to_dict(), evaluate=evaluate),
                                     {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial or 0})
     tuner = tune.Tuner(trainable, param_space={"job": tune.grid_search(jobs)},
@@ -281,7 +278,9 @@ def _run_ray(jobs: list, spec: SearchSpec, folder: Path, evaluate: Callable) -> 
                        run_config=tune.RunConfig(name=f"confirm-{int(time.time())}", storage_path=str(folder / "ray"),
                                                  failure_config=tune.FailureConfig(fail_fast=False), verbose=0))
     records, errors = {}, {}
-    for result in tuner.fit():
+    with tune_environ():  # an infeasible or failed job reports its record without objective values
+        grid = tuner.fit()
+    for result in grid:
         if not result.config:
             continue
         where = result.config["job"]["folder"]

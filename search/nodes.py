@@ -144,6 +144,9 @@ def check_study_machine(study, spec) -> None:
     if study.user_attrs.get(ROOT_PROBE) is None:
         study.set_user_attr(ROOT_PROBE, {**write_probe(spec.dir), "version": asymllic.__version__})
     probe = study.user_attrs[ROOT_PROBE]  # read back: of two machines starting together, one probe is the study's
-    found = problems(probe, shared_paths(spec), probe.get("version", asymllic.__version__))
+    folder = Path(probe["path"]).parent.parent
+    found = [] if Path(spec.dir).resolve() == folder else \
+        [f"runs the study in {Path(spec.dir).resolve()}, not in its folder {folder}: give the same --root"]
+    found = found or problems(probe, shared_paths(spec), probe.get("version", asymllic.__version__))
     if found:
         raise AsymllicError(f"this machine ({host()}) {found[0]}; it took no trial of study {spec.study!r}")

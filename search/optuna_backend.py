@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 import zlib
+from contextlib import contextmanager
 from typing import Callable
 
 import space
@@ -74,12 +76,34 @@ def worker_stream(study, drawn: int, index: int) -> tuple:
     return drawn, index, zlib.crc32(host.encode()), pid, noise & 0xFFFFFFFF, noise >> 32
 
 
+@contextmanager
+def optuna_verbosity(level: int):
+    """Optuna's log level for one block, the previous one restored afterwards (importing or calling the search
+    leaves the process's logging as it found it)."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(level)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def open_study(spec: StudyRef, create: bool = True):
     """The Optuna study ``spec`` names: opened (``create=False``: any ``StudyRef``; a ``KeyError`` if there is
     none), or created with its sampler, directions, stored spec and enqueued presets (a ``SearchSpec``)."""
     import optuna
+    from optuna.exceptions import ExperimentalWarning
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with optuna_verbosity(optuna.logging.WARNING), warnings.catch_warnings():  # no INFO line for the study
+        warnings.simplefilter("ignore", ExperimentalWarning)  # e.g. set_metric_names, the heartbeat: known
+        return _open_study(spec, create)
+
+
+def _open_study(spec: StudyRef, create: bool):
+    import optuna
+
     if not create:
         return optuna.load_study(study_name=spec.study, storage=storage(spec))
     store = storage(spec, spec.heartbeat)
@@ -223,12 +247,12 @@ def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, thread
     study.sampler = sampler(spec, worker_stream(study, drawn, index))
     stopped: list = []
     # a failed trial is one line of progress_callback (with its error), not Optuna's warning and traceback
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        study.optimize(make_objective(spec, evaluate, stopped), n_trials=3 * spec.trials, catch=(Exception,),
-                       callbacks=[MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
-                                  progress_callback(spec)],
-                       gc_after_trial=True)
+        with optuna_verbosity(optuna.logging.ERROR):
+            study.optimize(make_objective(spec, evaluate, stopped), n_trials=3 * spec.trials, catch=(Exception,),
+                           callbacks=[MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                                      progress_callback(spec)],
+                           gc_after_trial=True)
     except Exception as e:  # the study storage lost past its retries: its one line, not Optuna's traceback
         lost = next((c for c in exception_chain(e) if isinstance(c, StorageError)), None)
         if lost is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -112,10 +113,6 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
         connect(spec.ray_address)
     spec.dir.mkdir(parents=True, exist_ok=True)
     check_ray_nodes(spec.dir, shared_paths(spec))  # every node sees the study's folder, teacher and data
-    # the experiment state is what Tuner.restore resumes from: keep it at most a couple of seconds old
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
-    # an infeasible or failed candidate reports its record without objective values
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     path = spec.dir / "ray"
     experiment = path / "tune"
     trainable = tune.with_resources(tune.with_parameters(_trainable, spec_dict=spec.to_dict(), evaluate=evaluate),
@@ -142,7 +139,9 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
                                                      failure_config=tune.FailureConfig(max_failures=MAX_FAILURES,
                                                                                        fail_fast=False),
                                                      verbose=1))
-    grid = tuner.fit()
+    # the experiment state is what Tuner.restore resumes from: keep it at most a couple of seconds old
+    with tune_environ(TUNE_GLOBAL_CHECKPOINT_S="2"):
+        grid = tuner.fit()
     study = mirror(spec, grid)
     error = stopper.error or next((r.metrics.get(MACHINE_ERROR) for r in grid if (r.metrics or {}).get(MACHINE_ERROR)),
                                   None)
@@ -243,6 +242,21 @@ def cluster_gpus(address: str | None) -> float:
     from asymllic import cuda
 
     return float(cuda.count())
+
+
+@contextmanager
+def tune_environ(**values: str):
+    """Ray Tune's settings (read from the environment by its driver, in ``Tuner.fit``) for one block, each unless
+    the user set it: the process's environment is as it was afterwards. Always: an infeasible or failed
+    candidate reports its record without objective values (``TUNE_DISABLE_STRICT_METRIC_CHECKING``)."""
+    values = {"TUNE_DISABLE_STRICT_METRIC_CHECKING": "1", **values}
+    added = [name for name in values if name not in os.environ]
+    os.environ.update({name: values[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def connect(address: str | None) -> None:

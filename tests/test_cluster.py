@@ -13,6 +13,7 @@ from PIL import Image
 
 from cluster import RayCluster, skip_without_machines
 from conftest import ROOT, photo
+from test_postgres import fresh_db  # noqa: F401 - a fixture: a new PostgreSQL database per test
 from search.optuna_backend import open_study
 from search.spec import SearchSpec
 from search.table import trials_frame
@@ -99,3 +100,54 @@ def test_a_two_node_ray_search_shares_its_root_confirms_resumes_and_survives_a_l
     assert lost.returncode == 0, out[-3000:]
     df = trials_frame(open_study(SearchSpec(study="lost", root=str(root / "shared")), create=False))
     assert len(df) == 2 and (df["state"] == "COMPLETE").all() and set(df["host"]) == {here}, df
+
+
+def test_two_machines_share_one_postgresql_study(tmp_path, smoke_teacher, fresh_db):
+    """Optuna workers on this machine and on node-b (its own host name and disk; PostgreSQL over loopback) take
+    trials of one study in a shared root; node-b given another root is refused; the driver exports and confirms
+    node-b's trial; node-b resumes the study with more trials and none is lost."""
+    skip_without_machines()
+    from cluster import Machine
+
+    here = socket.gethostname()
+    b = Machine("node-b", [tmp_path / "local"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    search = ["search", "--study", "o", "--storage", fresh_db, "--schedule", "smoke", "--teacher", smoke_teacher,
+              "--no-presets", "--mac-budget", "none", "--sampler", "random"]
+    try:
+        on_b = b.start(_asymllic(*search, "--root", "shared", "--trials", "3"), env=env, cwd=tmp_path,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        on_a = subprocess.run(_asymllic(*search, "--root", "shared", "--trials", "3"), env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=900)
+        out_b, _ = on_b.communicate(timeout=900)
+        assert on_a.returncode == 0 and on_b.returncode == 0, on_a.stderr[-2000:] + out_b[-2000:]
+        spec = SearchSpec(study="o", storage=fresh_db, root=str(tmp_path / "shared"))
+        df = trials_frame(open_study(spec, create=False))
+        done = df[df["state"] == "COMPLETE"]
+        assert len(done) >= 3 and set(done["host"]) == {here, "node-b"}, df
+        assert done["config_id"].is_unique  # the two machines drew different candidates
+
+        # node-b with a root of its own: refused before it takes a trial
+        wrong = b.run(_asymllic(*search, "--root", "local", "--trials", "4"), env=env, cwd=tmp_path)
+        assert wrong.returncode == 2, wrong.stderr[-2000:]
+        assert wrong.stderr.strip().splitlines() == [wrong.stderr.strip()] and \
+            "asymllic: error: this machine (node-b) runs the study in" in wrong.stderr, wrong.stderr
+
+        # the driver exports and confirms node-b's trial from the shared root
+        remote = int(done[done["host"] == "node-b"].iloc[0]["number"])
+        shared = ["--storage", fresh_db, "--root", "shared"]
+        for args in (["export", "o", *shared, "--trial", remote],
+                     ["confirm", "o", *shared, "--trial", remote, "--references", "--seeds", "1", "--steps", "1"]):
+            proc = subprocess.run(_asymllic(*args), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+        assert list((tmp_path / "shared" / "o" / "export").glob("*/codec.pt"))
+        (record,) = [json.loads(p.read_text()) for p in (tmp_path / "shared" / "o" / "confirm").glob("*/confirm.json")]
+        assert record["status"] == "complete"
+
+        # node-b resumes the study with one more trial: the earlier ones are all kept
+        more = b.run(_asymllic(*search, "--root", "shared", "--trials", str(len(done) + 1)), env=env, cwd=tmp_path)
+        assert more.returncode == 0, more.stderr[-2000:]
+        after = trials_frame(open_study(spec, create=False))
+        assert set(done["number"]) < set(after[after["state"] == "COMPLETE"]["number"])
+    finally:
+        b.close()
