@@ -260,13 +260,13 @@ def _ray_trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and
 
 def _run_ray(jobs: list, spec: SearchSpec, folder: Path, evaluate: Callable) -> tuple:
     """The runs as a Ray Tune grid, ``spec.workers`` at a time with the study's resources per trial, after every
-    node is checked (:func:`search.nodes.check_ray_nodes`); each writes its record as in-process runs do and sends
+    node is checked (:func:`search.ray_backend.check_ray_nodes`); each writes its record as in-process runs do and sends
     it back. Returns ({run folder: record}, {run folder: Ray's error} for the trials that raised)."""
     import ray
     from ray import tune
 
-    from .nodes import check_ray_nodes, shared_paths
-    from .ray_backend import connect, tune_environ
+    from .nodes import shared_paths
+    from .ray_backend import check_ray_nodes, connect, tune_environ
 
     if not ray.is_initialized():
         connect(spec.ray_address)

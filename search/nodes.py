@@ -71,45 +71,6 @@ def problems(probe: dict, paths: dict, version: str) -> list:
     return out
 
 
-def _report(job: tuple) -> tuple:
-    probe, paths, version = job
-    return host(), problems(probe, paths, version)
-
-
-def check_ray_nodes(study_dir: Path, paths: dict) -> list:
-    """Check every alive node of the running Ray cluster (one zero-CPU task pinned to each), or nothing when the
-    cluster is this machine alone. Returns the hosts checked; raises one line for the first node that fails."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    import asymllic
-    from asymllic.errors import AsymllicError
-
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    here = ray.get_runtime_context().get_node_id()
-    if all(n["NodeID"] == here for n in nodes):
-        return []
-    probe = write_probe(study_dir)
-    task = ray.remote(num_cpus=0, max_retries=0)(_report)
-    try:
-        refs = {task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-                .remote((probe, paths, asymllic.__version__)): n for n in nodes}
-        checked = []
-        for ref, node in refs.items():
-            try:
-                name, found = ray.get(ref, timeout=300)
-            except Exception as e:  # noqa: BLE001 - a node that cannot even run the check is that node's problem
-                name, found = node.get("NodeManagerHostname", "?"), [f"cannot run the check: "
-                                                                     f"{str(e).strip().splitlines()[-1][:300]}"]
-            if found:
-                raise AsymllicError(f"node {name} ({node.get('NodeManagerAddress', '?')}) {found[0]}; no trial "
-                                    "was started")
-            checked.append(name)
-        return checked
-    finally:
-        remove_probe(probe)
-
-
 def shared_paths(spec) -> dict:
     """What every machine of the search ``spec`` must see: the teacher and the data folders given as paths."""
     return {what: path for what, path in (("teacher", spec.teacher), ("training data", spec.data),
@@ -137,16 +98,20 @@ ROOT_PROBE = "root_probe"  # the study attribute naming the probe every machine 
 def check_study_machine(study, spec) -> None:
     """Optuna workers on several machines share one study storage: the first machine to run the study leaves a
     probe in the study's folder and names it in the study; every machine (this one now) must read it at the same
-    path, and see the teacher and data, before it takes a trial. One line naming this machine otherwise."""
+    path, and see the teacher and data, before it takes a trial. One line naming this machine otherwise. A study in
+    SQLite travels with its folder (one machine's file): moved or copied, it is probed again where it is now."""
     import asymllic
     from asymllic.errors import AsymllicError
 
-    if study.user_attrs.get(ROOT_PROBE) is None:
+    probe = study.user_attrs.get(ROOT_PROBE)
+    here = Path(spec.dir).resolve()
+    moved = probe is not None and Path(probe["path"]).parent.parent != here and \
+        (spec.storage or "sqlite").startswith("sqlite")
+    if probe is None or moved:
         study.set_user_attr(ROOT_PROBE, {**write_probe(spec.dir), "version": asymllic.__version__})
     probe = study.user_attrs[ROOT_PROBE]  # read back: of two machines starting together, one probe is the study's
     folder = Path(probe["path"]).parent.parent
-    found = [] if Path(spec.dir).resolve() == folder else \
-        [f"runs the study in {Path(spec.dir).resolve()}, not in its folder {folder}: give the same --root"]
+    found = [] if here == folder else [f"runs the study in {here}, not in its folder {folder}: give the same --root"]
     found = found or problems(probe, shared_paths(spec), probe.get("version", asymllic.__version__))
     if found:
         raise AsymllicError(f"this machine ({host()}) {found[0]}; it took no trial of study {spec.study!r}")

@@ -105,7 +105,7 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from .nodes import absolute, check_ray_nodes, shared_paths
+    from .nodes import absolute, shared_paths
     from .ray_stopper import MachineStop
 
     spec = absolute(spec)
@@ -228,6 +228,50 @@ def ray_tasks(fn, jobs: list, device: str, address: str | None = None, gpus_per_
                 lines = [line for line in str(getattr(e, "cause", None) or e).strip().splitlines() if line.strip()]
                 result = RuntimeError(lines[-1] if lines else type(e).__name__)
             yield refs[ref], result
+
+
+def _node_report(job: tuple) -> tuple:
+    from .nodes import host, problems
+
+    probe, paths, version = job
+    return host(), problems(probe, paths, version)
+
+
+def check_ray_nodes(study_dir: Path, paths: dict) -> list:
+    """Check every alive node of the running Ray cluster (one zero-CPU task pinned to each) as
+    :mod:`search.nodes` says, or nothing when the cluster is this machine alone. Returns the hosts checked; raises
+    one line for the first node that fails."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    import asymllic
+    from asymllic.errors import AsymllicError
+
+    from .nodes import remove_probe, write_probe
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    here = ray.get_runtime_context().get_node_id()
+    if all(n["NodeID"] == here for n in nodes):
+        return []
+    probe = write_probe(study_dir)
+    task = ray.remote(num_cpus=0, max_retries=0)(_node_report)
+    try:
+        refs = {task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                .remote((probe, paths, asymllic.__version__)): n for n in nodes}
+        checked = []
+        for ref, node in refs.items():
+            try:
+                name, found = ray.get(ref, timeout=300)
+            except Exception as e:  # noqa: BLE001 - a node that cannot even run the check is that node's problem
+                name, found = node.get("NodeManagerHostname", "?"), [f"cannot run the check: "
+                                                                     f"{str(e).strip().splitlines()[-1][:300]}"]
+            if found:
+                raise AsymllicError(f"node {name} ({node.get('NodeManagerAddress', '?')}) {found[0]}; no trial "
+                                    "was started")
+            checked.append(name)
+        return checked
+    finally:
+        remove_probe(probe)
 
 
 def cluster_gpus(address: str | None) -> float:

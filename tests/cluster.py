@@ -128,6 +128,22 @@ class Machine:
         cmd = ["nsenter", "-t", str(inside[0].pid), "-m", "-u", "-n", *map(str, args)] if inside else self.command(args)
         return subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True, **kw)
 
+    def running(self, text: str) -> bool:
+        """Some process of this machine (its host name's namespace) has ``text`` in its command line (its title)."""
+        import psutil
+
+        inside = [c for p in self.procs if p.poll() is None for c in psutil.Process(p.pid).children()][:1]
+        if not inside:
+            return False
+        uts = os.readlink(f"/proc/{inside[0].pid}/ns/uts")
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if text in " ".join(proc.info["cmdline"] or []) and os.readlink(f"/proc/{proc.pid}/ns/uts") == uts:
+                    return True
+            except (OSError, psutil.Error):
+                pass
+        return False
+
     def kill(self) -> None:
         """The machine is lost: every process it runs is killed at once."""
         import psutil

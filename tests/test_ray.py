@@ -4,7 +4,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cluster import free_ports, free_range, stop_processes_mentioning
 from conftest import ROOT, run_cli
 from search.optuna_backend import open_study
 from search.spec import SearchSpec
@@ -39,63 +39,6 @@ def test_ray_search_with_budget_restore_and_mirror(tmp_path, smoke_teacher):
     assert len(trials_frame(open_study(SearchSpec(study="r", root=str(tmp_path)), create=False))) == 3
 
 
-def _free_ports(n: int) -> list:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _free_range(n: int) -> int:
-    """The first of ``n`` consecutive free ports below the kernel's ephemeral range (where ``_free_ports`` and
-    every other port-0 socket get theirs), so the range never holds one of them."""
-    import random
-
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) \
-        if Path("/proc/sys/net/ipv4/ip_local_port_range").is_file() else 32768
-    for _ in range(200):
-        base = random.randrange(10000, low - n)
-        try:
-            socks = []
-            for port in range(base, base + n):
-                socks.append(socket.socket())
-                socks[-1].bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no {n} consecutive free ports below {low}")
-
-
-def _stop_processes_mentioning(text: str) -> None:
-    """Terminate the processes whose command line holds ``text``, and their descendants."""
-    import psutil
-
-    ours = set()
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if text in " ".join(proc.info["cmdline"] or []):
-                ours |= {proc, *proc.children(recursive=True)}  # agents and workers rename themselves
-        except psutil.Error:
-            pass
-    for proc in ours:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(ours, timeout=5)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-
-
 @pytest.fixture()
 def ray_cluster():
     """A real Ray head node on loopback with its own ports, temp dir and auth token, and two GPUs as Ray counts
@@ -104,8 +47,8 @@ def ray_cluster():
     (tmp / "token").write_text(secrets.token_hex(32))
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(tmp / "token"),
            "OMP_NUM_THREADS": "1"}
-    gcs, node, obj, listen, grpc, runtime, metrics = _free_ports(7)
-    workers = _free_range(61)
+    gcs, node, obj, listen, grpc, runtime, metrics = free_ports(7)
+    workers = free_range(61)
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
     start = subprocess.run([*ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
                             "--temp-dir", str(tmp), "--num-cpus", "2", "--num-gpus", "2", "--include-dashboard", "false",
@@ -119,7 +62,7 @@ def ray_cluster():
         assert start.returncode == 0, start.stderr[-2000:]
         yield f"127.0.0.1:{gcs}", {k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "OMP_NUM_THREADS")}
     finally:  # stop this head's processes only (``ray stop`` would stop every Ray on the machine)
-        _stop_processes_mentioning(str(tmp))
+        stop_processes_mentioning(str(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -3,6 +3,7 @@ import json
 from dataclasses import replace
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -333,3 +334,56 @@ def test_worker_zero_on_two_machines_draws_different_configs(tmp_path, smoke_tea
     done = [t for t in open_study(spec, create=False).get_trials() if t.state.name == "COMPLETE"]
     assert done and all(isinstance(t.system_attrs["sampler_seed"], int) for t in done)
     assert all(t.system_attrs["worker"] == "machine-b:4242" for t in done)
+
+
+def test_a_machine_fault_ends_a_ray_search_with_one_line(tmp_path, smoke_teacher, local_ray):
+    """A full disk on the machine that runs a Ray trial: the experiment stops (no next trial takes the same fault)
+    with one line naming the host, and the study keeps the trial with its error."""
+    import errno
+
+    from asymllic.errors import AsymllicError
+
+    def full_disk(cfg, spec, trial_dir):
+        raise OSError(errno.ENOSPC, "No space left on device", str(trial_dir))
+
+    spec = spec_for(tmp_path, smoke_teacher, trials=3, backend="ray", enqueue_presets=False, mac_budget=None)
+    with pytest.raises(AsymllicError, match="a machine cannot take trials, the search stopped") as info:
+        run_search(spec, evaluate=full_disk)
+    assert "\n" not in str(info.value) and f"on {socket.gethostname()}:" in str(info.value)
+    (trial,) = open_study(spec, create=False).trials
+    assert trial.state.name == "FAIL" and "No space left" in trial.user_attrs["error"]
+
+
+def test_the_ray_mirror_adds_never_deletes_and_fails_a_trial_that_raised(tmp_path, teacher_ckpt):
+    """Mirroring Ray results into the study: a trial that reported a rung and then died (its node lost) is failed
+    with Ray's reason, not pruned as stopped at that rung; one not run yet is left out; a second mirror (a rerun
+    from any machine, even of a new experiment) adds what is new and keeps what the study holds."""
+    from types import SimpleNamespace
+
+    from search.candidate import base_config, complexity
+    from search.ray_backend import mirror
+    from search.trial import COMPLETE, TrialRecord
+
+    spec = spec_for(tmp_path, str(teacher_ckpt), backend="ray", min_steps=1)
+    base = base_config(spec)
+    from search.spec import reference_params
+
+    params = list(reference_params("synthesis").values())  # the paper's decoder's and the teacher's axis values
+
+    def result(name, p, status=None, error=None):
+        cfg = space.config_from_params(p, "synthesis", base)
+        rec = TrialRecord(status or COMPLETE, space.to_dict(cfg), space.config_id(cfg), complexity(cfg, spec.size),
+                          metrics={"psnr": 20.0, "bpp": 0.5, "rung": 0, "steps": 1})
+        if status == "stopped":
+            rec = rec.stopped(2)
+        metrics = {"record": json.dumps(rec.to_dict())} if status else {}
+        return SimpleNamespace(config=p, metrics=metrics, error=error, path=str(tmp_path / "ray" / name))
+
+    died = result("t1", params[0], "stopped", RuntimeError("ray.exceptions.ActorDiedError: the node was lost"))
+    first = mirror(spec, [result("t0", params[1], COMPLETE), died, result("t2", params[0])])  # t2: not run yet
+    states = sorted((t.user_attrs["ray_trial"], t.state.name) for t in first.trials)
+    assert states == [("t0", "COMPLETE"), ("t1", "FAIL")]
+    assert "node was lost" in next(t for t in first.trials if t.state.name == "FAIL").user_attrs["error"]
+    again = mirror(spec, [result("t1", params[0], COMPLETE), result("t2", params[0], COMPLETE)])
+    assert sorted((t.user_attrs["ray_trial"], t.state.name) for t in again.trials) == \
+        [("t0", "COMPLETE"), ("t1", "COMPLETE"), ("t1", "FAIL"), ("t2", "COMPLETE")]
