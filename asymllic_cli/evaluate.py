@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from .common import MODEL_HELP, add_device_arg
 
@@ -31,37 +30,17 @@ def add_parsers(sub) -> None:
 
 
 def run_eval(args) -> int:
-    from asymllic.data import resolve
-    from asymllic.device import pick_device
-    from asymllic.evaluation.evaluate import evaluate, merge_points
-    from asymllic.images import image_size
+    from asymllic.evaluation.evaluate import evaluate_models
     from asymllic.limits import Limits
 
-    images = resolve(None if args.data == "bundled" else args.data, "eval")
-    images.report()
-    sizes = [image_size(p) for p in images.paths]
-    if args.max_side:
-        sizes = [(min(w, args.max_side), min(h, args.max_side)) for w, h in sizes]
-    largest = max(sizes, key=lambda s: s[0] * s[1])  # checked against the limits before each model is built
-    limits = Limits(args.max_gmacs, args.max_memory)
-    device = pick_device(args.device)
-    from asymllic.codec.reference import load_model
-
-    runs = [evaluate(load_model(c, device, largest, limits), images.paths, Path(c).name if Path(c).is_dir() else
-                     (Path(c).parent.name or Path(c).stem),
-                     str(c), args.max_side, args.jpeg, not args.quiet) for c in args.checkpoints]
-    name = args.name or runs[0]["name"]
-    result = runs[0] if len(runs) == 1 else dict(merge_points(runs, name), per_checkpoint=runs)
-    result["name"] = name
-    text = json.dumps(result, indent=1)
+    result = evaluate_models(args.checkpoints, args.data, name=args.name, max_side=args.max_side, jpeg=args.jpeg,
+                             device=args.device, limits=Limits(args.max_gmacs, args.max_memory), out=args.out,
+                             progress=not args.quiet)
     if args.out:
-        from asymllic.files import write_text
-
-        write_text(text, args.out)
         r = result["results"]
         print(f"{args.out}: psnr {r['psnr-rgb']} dB, bpp {r['bpp']} (estimated {r['estimated_bpp']})")
     else:
-        print(text)
+        print(json.dumps(result, indent=1))
     return 0
 
 

@@ -59,10 +59,12 @@ def add_parsers(sub) -> None:
 
 
 def run_confirm(args) -> int:
-    from search.confirm import confirm, open_study_frame
+    import search
+    from search.confirm import confirm
     from search.export import pick
 
-    spec, df = open_study_frame(args.study, args.storage, args.root)
+    study = search.open(args.study, root=args.root, storage=args.storage)
+    spec, df = study.spec, study.trials()
     picks = args.trial
     if args.top is not None or args.budget is not None:
         picks = pick(df, spec.part, top=args.top, budget=args.budget, cost=spec.objective)

@@ -3,9 +3,6 @@ flags are generated from the declarations of ``search.spec.SearchSpec``; ``searc
 the same rules to them as to a library caller's options."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from search.spec import SearchSpec, StudyRef
 
 from .options import add_options, given
@@ -117,41 +114,8 @@ def run_results(args) -> int:
 
 
 def run_pareto(args) -> int:
-    from search.plots import write_figure
-    from search.plots.pareto import history_figure, importance_figure, pareto_figure
-    from search.table import hypervolume_history
-
-    from search.objectives import COSTS
-
-    opened, df = _load(args.study, args.storage, args.root)
-    study = opened.optuna
-    part, cost = opened.spec.part, opened.spec.objective
-    x = COSTS[args.x or cost]
-    if x not in df:
-        from asymllic.errors import AsymllicError
-
-        raise AsymllicError(f"study {args.study} has no {x} figures: it was searched with --objective {cost} "
-                            "(decode time is measured when the objective is latency or a --latency-budget is set)")
-    out = Path(args.root) / args.study
-    paths = write_figure(pareto_figure(df, part, f"{args.study}: {part} search", x), out / "pareto", png=not args.no_png)
-    hv = hypervolume_history(df, part, cost)
-    paths += write_figure(history_figure(hv, f"{args.study}: hypervolume history"), out / "history", png=not args.no_png)
-    try:
-        import warnings
-
-        import optuna
-
-        from search import objectives
-
-        sign = -1.0 if objectives.directions(part)[0] == "maximize" else 1.0  # PED-ANOVA ranks low targets
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            imp = optuna.importance.get_param_importances(study, target=lambda t: sign * t.values[0])
-        paths += write_figure(importance_figure(imp, f"{args.study}: importance of each axis for {part} objective 1"),
-                              out / "importance", png=not args.no_png)
-    except (RuntimeError, ValueError, ZeroDivisionError, ImportError) as e:
-        print(f"importance skipped: {e}")
-    for p in paths:
+    opened, _ = _load(args.study, args.storage, args.root)
+    for p in opened.figures(png=not args.no_png, x=args.x):
         print(p)
     return 0
 
@@ -159,50 +123,27 @@ def run_pareto(args) -> int:
 def run_factorize(args) -> int:
     import pandas as pd
 
-    from asymllic.training import get_schedule
+    import search
 
-    from search.factorized import combine_fronts, compare_with_joint, measure
-    from search.plots import write_figure
-    from search.plots.pareto import factorized_figure
-
-    synthesis, gs = _load(args.synthesis_study, args.storage, args.root)
-    spec = synthesis.spec
-    _, hp = _load(args.hyperprior_study, args.storage, args.root)
-    pairs = combine_fronts(gs, hp)
-    if args.csv:
-        pairs.to_csv(args.csv, index=False)
+    done = search.factorize(args.synthesis_study, args.hyperprior_study, measure=args.measure, max_side=args.max_side,
+                            joint=args.joint, png=not args.no_png, csv=args.csv, root=args.root, storage=args.storage)
     show = dict(index=False, float_format=lambda v: f"{v:.4f}")
     with pd.option_context("display.width", 200):
-        print(pairs[["gs_trial_number", "hp_trial_number", "psnr", "bpp", "decoder_gmacs", "pareto"]].to_string(**show))
-    out = Path(args.root) / f"{args.synthesis_study}+{args.hyperprior_study}"
-    measured = None
-    if args.measure:
-        options = get_schedule(spec.schedule).eval_options()
-        if args.max_side is not None:
-            options["max_side"] = args.max_side
-        measured = measure(pairs, out, eval_data=spec.eval_data, top=args.measure, **options)
+        print(done.pairs[["gs_trial_number", "hp_trial_number", "psnr", "bpp", "decoder_gmacs", "pareto"]].to_string(**show))
+    if done.measured is not None:
         print("\nfactorized pairs combined into codecs and measured:")
         with pd.option_context("display.width", 200):
-            print(measured.drop(columns=["checkpoint"]).to_string(**show))
-    joint = None
-    stem = out / "factorized"
-    if args.joint:
-        _, joint = _load(args.joint, args.storage, args.root)
-        cmp = compare_with_joint(pairs, joint, gs, hp, measured)
-        stem = out / f"vs-{args.joint}"
+            print(done.measured.drop(columns=["checkpoint"]).to_string(**show))
+    cmp = done.comparison
+    if cmp is not None:
         if not cmp.same_config.empty:
             print(f"\nconfigs trained both ways (factorized prediction vs joint study {args.joint}):")
             with pd.option_context("display.width", 200):
                 print(cmp.same_config.to_string(**show))
-            cmp.same_config.to_csv(stem.with_suffix(".csv"), index=False)
         print(f"\nfactorized ({args.synthesis_study} + {args.hyperprior_study}) vs joint ({args.joint}):")
         for k, v in cmp.summary.items():
             print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
-        from asymllic.files import write_text
-
-        write_text(json.dumps(cmp.summary, indent=1), stem.with_suffix(".json"))
-    title = f"{args.synthesis_study} + {args.hyperprior_study}" + (f" vs {args.joint}" if args.joint else "")
-    for path in write_figure(factorized_figure(pairs, joint, measured, title), stem, png=not args.no_png):
+    for path in done.figures:
         print(path)
     return 0
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asymllic.options import DEFAULT_LMBDA, SCHEDULE_NAMES, teacher_dir
+from asymllic.options import DEFAULT_LMBDA, SCHEDULE_NAMES
 
 from .common import MODEL_HELP, add_run_args, resolve_config, stage_run
+from .options import given
 
 
 def _common(p, out_default: str) -> None:
@@ -58,10 +59,12 @@ def _schedule_and_run(args, default_out: Path):
 
 
 def run_teacher(args) -> int:
-    from asymllic.training import train_teacher
+    from asymllic.options import RunOptions
+    from asymllic.training import train_teacher_at
 
-    schedule, run = _schedule_and_run(args, teacher_dir(args.schedule, args.lmbda))
-    print(train_teacher(resolve_config(args.config), schedule, args.lmbda, args.data, run, args.steps))
+    print(train_teacher_at(args.schedule, args.lmbda, config=args.config, out=args.out, data=args.data,
+                           steps=args.steps, batch=args.batch, seed=args.seed, cache=args.cache,
+                           progress=not args.quiet, **given(args, RunOptions)))
     return 0
 
 

@@ -24,7 +24,7 @@ from asymllic import options as _options
 
 from .spec import SearchSpec, StudyRef, read_config, stored_spec
 
-__all__ = ["Study", "define", "export_codecs", "load", "open", "resolve", "run"]
+__all__ = ["Study", "define", "export_codecs", "factorize", "load", "open", "resolve", "run"]
 
 
 def define(study: str | None = None, **options) -> SearchSpec:
@@ -188,6 +188,50 @@ class Study:
         return write(self.trials(), self.spec, Path(out) if out else self.dir / "export", top, trial, budget,
                      include_references, onnx)
 
+    def figures(self, png: bool = True, x: str | None = None, out: str | Path | None = None,
+                say: Callable = print) -> list:
+        """Write the Pareto plot (quality against ``x``: ``"macs"`` or ``"latency"``, default the cost the study
+        minimised), the hypervolume history and each axis's importance for the first objective (Optuna's
+        PED-ANOVA on the objective made "lower is better") as HTML, and with ``png`` also PNG, into ``out``
+        (default the study's folder), as ``asymllic pareto`` does. Returns the paths written. An importance that
+        cannot be computed (too few trials) is skipped and told through ``say`` in one line; a cost the study did
+        not measure is one ``AsymllicError`` line."""
+        import warnings
+
+        from asymllic.errors import AsymllicError
+
+        from . import objectives
+        from .plots import write_figure
+        from .plots.pareto import history_figure, importance_figure, pareto_figure
+        from .table import hypervolume_history
+
+        df = self.trials()
+        part, cost = self.spec.part, self.spec.objective
+        if x is not None and x not in objectives.COSTS:
+            from space import ConfigError
+
+            raise ConfigError("x", f"unknown cost {x!r}; choose one of {', '.join(objectives.COSTS)}")
+        column = objectives.COSTS[x or cost]
+        if column not in df:
+            raise AsymllicError(f"study {self.name} has no {column} figures: it was searched with --objective {cost} "
+                                "(decode time is measured when the objective is latency or a --latency-budget is set)")
+        out = Path(out) if out is not None else self.dir
+        paths = write_figure(pareto_figure(df, part, f"{self.name}: {part} search", column), out / "pareto", png=png)
+        hv = hypervolume_history(df, part, cost)
+        paths += write_figure(history_figure(hv, f"{self.name}: hypervolume history"), out / "history", png=png)
+        try:
+            import optuna
+
+            sign = -1.0 if objectives.directions(part)[0] == "maximize" else 1.0  # PED-ANOVA ranks low targets
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                imp = optuna.importance.get_param_importances(self.optuna, target=lambda t: sign * t.values[0])
+            paths += write_figure(importance_figure(imp, f"{self.name}: importance of each axis for {part} objective 1"),
+                                  out / "importance", png=png)
+        except (RuntimeError, ValueError, ZeroDivisionError, ImportError) as e:
+            say(f"importance skipped: {e}")
+        return paths
+
     def __repr__(self) -> str:
         return f"Study({self.name!r}, part={self.spec.part!r}, storage={self.ref.storage_url!r})"
 
@@ -209,3 +253,58 @@ def export_codecs(study: Study | str, top: int | None = None, trial: int | None 
         study = open(study, root=root, storage=storage)
     return study.export(top, trial, budget, onnx, include_references, out)
 
+
+
+def factorize(synthesis: Study | str, hyperprior: Study | str, *, measure: int = 0, max_side: int | None = None,
+              joint: Study | str | None = None, png: bool = True, csv: str | Path | None = None,
+              root: str | Path = "results", storage: str | None = None):
+    """Combine a synthesis study's front and a hyperprior study's front into a joint one, as ``asymllic factorize``
+    does: every pair of front trials, its decoder MACs added, its PSNR predicted by the synthesis trial and its bpp
+    by the hyperprior trial, the joint front marked (``csv``: also written there). ``measure`` K: the K cheapest
+    joint-front pairs combined into codecs (``<root>/<synthesis>+<hyperprior>/<pair>/codec.pt``) and evaluated on
+    the synthesis study's held-out photos (``max_side``: centre-crop them, default the study's schedule's).
+    ``joint``: a joint study to compare with (``vs-<joint>.csv`` for the configs trained both ways, ``.json`` for
+    the summary). Writes the figure (``factorized`` or ``vs-<joint>``, HTML and with ``png`` PNG) in that folder.
+    Studies are names in ``root``/``storage`` or opened :class:`Study` objects. Returns a
+    ``search.factorized.Factorized`` record (``pairs``, ``measured``, ``comparison``, ``folder``, ``figures``,
+    ``files``)."""
+    import json
+
+    from asymllic.files import write_text
+
+    from .factorized import Factorized, combine_fronts, compare_with_joint, measure as measure_pairs
+    from .plots import write_figure
+    from .plots.pareto import factorized_figure
+
+    def opened(study):
+        return study if isinstance(study, Study) else open(study, root=root, storage=storage)
+
+    synthesis, hyperprior = opened(synthesis), opened(hyperprior)
+    gs, hp = synthesis.trials(), hyperprior.trials()
+    pairs = combine_fronts(gs, hp)
+    files = []
+    if csv:
+        pairs.to_csv(csv, index=False)
+        files.append(Path(csv))
+    folder = Path(root) / f"{synthesis.name}+{hyperprior.name}"
+    measured = None
+    if measure:
+        from asymllic.training import get_schedule
+
+        options = get_schedule(synthesis.spec.schedule).eval_options()
+        if max_side is not None:
+            options["max_side"] = max_side
+        measured = measure_pairs(pairs, folder, eval_data=synthesis.spec.eval_data, top=measure, **options)
+        files += [Path(c) for c in measured.get("checkpoint", [])]
+    comparison, joint_df, stem = None, None, folder / "factorized"
+    if joint is not None:
+        joint = opened(joint)
+        joint_df = joint.trials()
+        comparison = compare_with_joint(pairs, joint_df, gs, hp, measured)
+        stem = folder / f"vs-{joint.name}"
+        if not comparison.same_config.empty:
+            files.append(write_text(comparison.same_config.to_csv(index=False), stem.with_suffix(".csv")))
+        files.append(write_text(json.dumps(comparison.summary, indent=1), stem.with_suffix(".json")))
+    title = f"{synthesis.name} + {hyperprior.name}" + (f" vs {joint.name}" if joint is not None else "")
+    figures = write_figure(factorized_figure(pairs, joint_df, measured, title), stem, png=png)
+    return Factorized(pairs, measured, comparison, folder, figures, files + list(figures))

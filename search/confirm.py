@@ -40,39 +40,16 @@ BACKENDS = ("optuna", "ray")
 
 # -- the study: the few places that know how a study and its spec are stored ---------------------------------
 
-def spec_from_dict(d: dict) -> SearchSpec:
-    """A SearchSpec from plain data: a study's stored ``spec`` attribute, ``SearchSpec.to_dict()`` (keys this
-    version does not know are left out)."""
-    if hasattr(SearchSpec, "from_dict"):
-        return SearchSpec.from_dict(dict(d), strict=False)
-    known = {f.name for f in fields(SearchSpec)}
-    d = {k: v for k, v in d.items() if k in known}
-    if "size" in d:
-        d["size"] = tuple(d["size"])
-    return SearchSpec(**d)
-
-
 def open_study_frame(study: str | SearchSpec, storage: str | None = None, root: str = "results") -> tuple:
-    """(spec, trials frame) of a study: a name in ``root`` (and ``storage``), or the study a spec names. The spec
-    is the one the study was searched with (as given, for a spec); an unknown study is a one-line error."""
-    from asymllic.errors import AsymllicError
+    """(spec, trials frame) of a study, opened through :func:`search.open`: a name in ``root`` (and ``storage``),
+    or the study a spec names. The spec is the one the study was searched with (as given, for a spec); an unknown
+    study is a one-line error."""
+    from .api import open as open_study
 
-    from .optuna_backend import open_study
-    from .table import trials_frame
-
-    probe = study if isinstance(study, SearchSpec) else SearchSpec(study=study, storage=storage, root=root)
-    url = probe.storage_url
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():  # not created by asking
-        raise AsymllicError(f"no study {probe.study!r} in {url}")
-    try:
-        opened = open_study(probe, create=False)
-    except KeyError:
-        raise AsymllicError(f"no study {probe.study!r} in {probe.storage_url}") from None
     if isinstance(study, SearchSpec):
-        return study, trials_frame(opened)
-    stored = dict(opened.user_attrs.get("spec") or {})
-    spec = spec_from_dict({**stored, "study": study, "root": root, "storage": storage}) if stored else probe
-    return spec, trials_frame(opened)
+        return study, open_study(study.study, root=study.root, storage=study.storage).trials()
+    opened = open_study(study, root=root, storage=storage)
+    return opened.spec, opened.trials()
 
 
 def reads_trials(picks) -> bool:
@@ -245,7 +222,7 @@ def run_pair(decoder: Decoder, spec: SearchSpec, seed: int, steps: int, folder: 
 def _run_job(job: dict, spec_dict: dict, evaluate: Callable = train_and_evaluate) -> dict:
     """One run from plain data (a Ray trial, a worker process)."""
     d = Decoder(job["label"], space.from_dict(job["config"]), job["kind"], job["trial"], job["reference"])
-    return run_pair(d, spec_from_dict(spec_dict), job["seed"], job["steps"], Path(job["folder"]), evaluate)
+    return run_pair(d, SearchSpec.from_dict(dict(spec_dict), strict=False), job["seed"], job["steps"], Path(job["folder"]), evaluate)
 
 
 def _ray_trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_evaluate) -> None:
@@ -254,7 +231,7 @@ def _ray_trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and
 
     from .ray_backend import in_actor
 
-    rec = _run_job(params["job"], in_actor(spec_from_dict(spec_dict)).to_dict(), evaluate)
+    rec = _run_job(params["job"], in_actor(SearchSpec.from_dict(dict(spec_dict), strict=False)).to_dict(), evaluate)
     tune.report({"done": 1, "status": rec["status"], "record": json.dumps(rec, default=str)})
 
 

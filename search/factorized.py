@@ -7,6 +7,8 @@ factorized front beside the candidates of a joint study (same configs, fronts, h
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -118,3 +120,16 @@ def compare_with_joint(pairs: pd.DataFrame, joint: pd.DataFrame, synthesis: pd.D
         summary["same_config_psnr_error_db"] = float(same["psnr_error_db"].mean())
         summary["same_config_bpp_error_pct"] = float(same["bpp_error_pct"].mean())
     return JointComparison(same, summary)
+
+
+@dataclass
+class Factorized:
+    """What ``search.factorize`` made: the pairs (every front pair, ``pareto`` the joint front), the measured
+    pairs (None unless measured), the comparison with a joint study (None without one), the folder
+    (``<root>/<synthesis>+<hyperprior>``), the figure's files and every file written (figures included)."""
+    pairs: pd.DataFrame
+    measured: pd.DataFrame | None
+    comparison: JointComparison | None
+    folder: Path
+    figures: list = field(default_factory=list)
+    files: list = field(default_factory=list)

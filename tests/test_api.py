@@ -307,3 +307,64 @@ def test_the_commands_printed_to_paste_are_shell_quoted(tmp_path, capsys):
     commands = line.removeprefix("next: ").split(" | ")
     assert [shlex.split(c) for c in commands] == [["asymllic", c, "my.study-1", "--root", str(tmp_path / "my results")]
                                                   for c in ("results", "pareto", "export")]
+
+
+# -- what the commands do, as library functions (docs/python-api.md) ------------------------------------------
+
+def scored(cfg, spec, trial_dir):
+    """A candidate scored from its complexity alone (no training): seconds per study."""
+    from search.candidate import complexity
+
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    c = complexity(cfg, (256, 256))
+    psnr, bpp = 20 + 3 * np.log1p(c["gs_gmacs"]), 0.5 + 1 / (1 + c["hyperprior_gmacs"])
+    return {"psnr": psnr, "bpp": bpp, "rd_cost": bpp + 10 ** (-psnr / 10), "checkpoint": ""}
+
+
+def quick_study(name, root, teacher, **options):
+    return search.run(search.define(name, teacher=str(teacher), root=str(root), schedule="smoke", trials=4,
+                                    sampler="random", seed=1, mac_budget="none", **options), evaluate=scored)
+
+
+def test_a_study_writes_its_figures_as_the_pareto_command_does(tmp_path, teacher_ckpt):
+    study = quick_study("f", tmp_path, teacher_ckpt)
+    told = []
+    paths = study.figures(png=False, say=told.append)
+    names = {p.name for p in paths}
+    assert {"pareto.html", "history.html"} <= names and all(p.parent == tmp_path / "f" for p in paths)
+    assert ("importance.html" in names) != bool(told)  # drawn, or skipped in one line
+    with pytest.raises(AsymllicError, match="no decoder_ms figures"):
+        study.figures(png=False, x="latency")
+
+
+def test_factorize_combines_two_studies_fronts(tmp_path, teacher_ckpt):
+    quick_study("sy", tmp_path, teacher_ckpt, part="synthesis")
+    quick_study("hy", tmp_path, teacher_ckpt, part="hyperprior")
+    done = search.factorize("sy", "hy", root=tmp_path, png=False, csv=tmp_path / "pairs.csv")
+    assert done.folder == tmp_path / "sy+hy" and done.measured is None and done.comparison is None
+    assert len(done.pairs) >= 1 and done.pairs["pareto"].any()
+    assert (done.pairs["decoder_gmacs"] - done.pairs["gs_trial_gs_gmacs"]
+            - done.pairs["hp_trial_hyperprior_gmacs"]).abs().max() < 1e-9
+    assert [p.name for p in done.figures] == ["factorized.html"] and set(done.figures) <= set(done.files)
+    assert tmp_path / "pairs.csv" in done.files and all(p.is_file() for p in done.files)
+
+
+def test_evaluate_models_returns_compressai_results_and_writes_them(tmp_path, photos):
+    from asymllic.evaluation.evaluate import evaluate_models
+    from asymllic.limits import Limits
+
+    result = evaluate_models(["paper", "teacher"], photos, name="two", max_side=64, device="cpu",
+                             out=tmp_path / "e.json", progress=False)
+    assert result["name"] == "two" and len(result["results"]["bpp"]) == 2 and len(result["per_checkpoint"]) == 2
+    assert json.loads((tmp_path / "e.json").read_text()) == json.loads(json.dumps(result))
+    with pytest.raises(AsymllicError):
+        evaluate_models("teacher", photos, device="cpu", limits=Limits(max_gmacs=0.001), progress=False)
+
+
+def test_train_teacher_at_writes_where_a_search_looks(tmp_path, photos):
+    from asymllic.options import teacher_dir
+    from asymllic.training import train_teacher_at
+
+    ckpt = train_teacher_at("smoke", 0.013, root=tmp_path, data=photos, steps=1, progress=False, device="cpu")
+    assert ckpt == teacher_dir("smoke", 0.013, tmp_path) / "codec.pt" and ckpt.is_file()
+    assert search.define("t", schedule="smoke", lmbda=0.013, root=str(tmp_path)).teacher == str(ckpt)

@@ -97,6 +97,43 @@ def evaluate(model: LicCodec, paths: list, name: str, description: str = "", max
     return {"name": name, "description": description, "results": results, "per_image": rows}
 
 
+def evaluate_models(models, data: str | None = None, *, name: str | None = None, max_side: int = 0,
+                    jpeg: bool = False, device: str = "auto", limits=None, out: str | Path | None = None,
+                    progress: bool = True) -> dict:
+    """Evaluate each of ``models`` (model references: presets, config files, checkpoints, export folders; one per
+    RD point, e.g. one per lambda) on the images of ``data`` (a folder; None or ``"bundled"``: the held-out
+    scikit-image photos), as ``asymllic eval`` does. ``max_side``: centre-crop larger images (0: full images);
+    ``jpeg``: also code each image with JPEG at the same bpp; ``limits``: an ``asymllic.limits.Limits`` (GMACs,
+    GiB) each model is refused against, at the largest image, before it is built. Returns CompressAI's results
+    layout: one point for one model, else the merged curve (sorted by bpp) with ``per_checkpoint``; ``name``
+    (default the first model's folder or file name) names it. ``out``: also write the JSON there."""
+    from ..codec.reference import load_model
+    from ..data import resolve
+    from ..device import pick_device
+    from ..images import image_size
+    from ..limits import Limits
+
+    models = [models] if isinstance(models, (str, Path)) else list(models)
+    images = resolve(None if data in (None, "bundled") else data, "eval")
+    images.report()
+    sizes = [image_size(p) for p in images.paths]
+    if max_side:
+        sizes = [(min(w, max_side), min(h, max_side)) for w, h in sizes]
+    largest = max(sizes, key=lambda s: s[0] * s[1])  # checked against the limits before each model is built
+    limits = limits if limits is not None else Limits()
+    device = pick_device(device)
+    runs = [evaluate(load_model(m, device, largest, limits), images.paths,
+                     Path(m).name if Path(m).is_dir() else (Path(m).parent.name or Path(m).stem),
+                     str(m), max_side, jpeg, progress) for m in models]
+    result = runs[0] if len(runs) == 1 else dict(merge_points(runs, name or runs[0]["name"]), per_checkpoint=runs)
+    result["name"] = name or runs[0]["name"]
+    if out:
+        from ..files import write_text
+
+        write_text(json.dumps(result, indent=1), out)
+    return result
+
+
 def merge_points(runs: list, name: str, description: str = "") -> dict:
     """Several one-point results (e.g. one per lambda) -> one RD curve sorted by bpp."""
     order = np.argsort([r["results"]["bpp"][0] for r in runs])

@@ -22,13 +22,13 @@ import torch
 from space import CodecConfig, config_id
 
 from ..codec.checkpoint import base_of, load_codec, save_codec
-from ..codec.reference import checkpoint_file, load_model
+from ..codec.reference import checkpoint_file, load_model, resolve_config
 from ..data import Batches, resolve
 from ..device import pick_device, pick_precision, prepare, with_index
 from ..errors import AsymllicError
 from ..evaluation.metrics import distortion_loss, rd_loss
 from ..models import ENTROPY_TABLES, HYPERPRIOR_PARTS, LicCodec
-from ..options import RunOptions
+from ..options import DEFAULT_LMBDA, RunOptions, teacher_dir
 from .inherit import check_mode, inherit
 from .latents import FrozenOnTheFly, latent_cache, plan_latents
 from .loop import LoopSpec, run_loop
@@ -123,6 +123,26 @@ def train_teacher(config: CodecConfig, schedule: Schedule, lmbda: float, data: s
     metrics = _loop("teacher", run, model, params, step_fn, schedule, steps, aux)
     return _finish(model, run, {"stage": "teacher", "schedule": schedule.name, "lmbda": lmbda, "last": metrics,
                                 "data": batches.report.summary()})
+
+
+def train_teacher_at(schedule: str = "cpu", lmbda: float = DEFAULT_LMBDA, *, config: str | CodecConfig = "teacher",
+                     root: str | Path = "results", out: str | Path | None = None, data: str | None = None,
+                     steps: int | None = None, batch: int | None = None, seed: int = 0,
+                     cache: str | Path | None = None, progress: bool = True, **run_options) -> Path:
+    """Train a teacher as ``asymllic teacher train`` does and return its checkpoint: the schedule by name
+    (``batch`` overrides its batch size, ``steps`` its step count), ``config`` a preset, config file or model
+    reference (default TCM-small), into ``out`` (default ``asymllic.options.teacher_dir(schedule, lmbda, root)``,
+    where ``search.resolve`` looks for a study's default teacher). ``cache``: the latent cache folder (default
+    ``<root>/cache``); ``run_options``: ``asymllic.options.RunOptions`` fields (device, precision, ...). A run
+    already in ``out`` resumes. A device this machine lacks is one line before the data is listed."""
+    from .schedules import get_schedule
+
+    plan = get_schedule(schedule, batch=batch)
+    run = StageRun(Path(out) if out is not None else teacher_dir(schedule, lmbda, root),
+                   Path(cache) if cache is not None else Path(root) / "cache", seed, progress, **run_options)
+    run.resolved()  # CUDA asked for where there is none: one line now, not after the data is listed
+    cfg = config if isinstance(config, CodecConfig) else resolve_config(config)
+    return train_teacher(cfg, plan, lmbda, data, run, steps)
 
 
 def _freeze_all_but(model: LicCodec, prefixes: tuple) -> list:
