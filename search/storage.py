@@ -231,6 +231,42 @@ def _retried(name: str, method):
     return call
 
 
+def _study_storage_class():
+    """``RDBStorage`` whose stale-trial check also finds a RUNNING trial that never recorded a heartbeat and started
+    more than the grace period ago: its worker died before its first beat (killed in the first moments of a trial),
+    and Optuna's own check skips trials without a heartbeat, so it would stay RUNNING for good. A live worker
+    records its first beat as its trial starts."""
+    global _STUDY
+    if _STUDY is not None:
+        return _STUDY
+    import datetime
+
+    from optuna.storages import RDBStorage
+    from optuna.trial import TrialState
+
+    class StudyRDBStorage(RDBStorage):
+        def _get_stale_trial_ids(self, study_id):
+            stale = RDBStorage._get_stale_trial_ids(self, study_id)
+            grace = datetime.timedelta(seconds=self.grace_period or 2 * self.heartbeat_interval)
+            now = datetime.datetime.now()  # the clock Optuna writes a trial's start with
+            beaten = set(self._beaten_trial_ids(study_id))
+            running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+            return stale + [t._trial_id for t in running if t._trial_id not in beaten and t._trial_id not in stale
+                            and t.datetime_start is not None and now - t.datetime_start > grace]
+
+        def _beaten_trial_ids(self, study_id) -> list:
+            from optuna.storages._rdb import models
+            from optuna.storages._rdb.storage import _create_scoped_session
+
+            with _create_scoped_session(self.scoped_session) as session:
+                return [row[0] for row in session.query(models.TrialHeartbeatModel.trial_id)
+                        .join(models.TrialModel).filter(models.TrialModel.study_id == study_id).all()]
+
+    StudyRDBStorage.__module__, StudyRDBStorage.__qualname__ = __name__, "StudyRDBStorage"
+    _STUDY = StudyRDBStorage
+    return _STUDY
+
+
 def _resilient_storage_class():
     """``RDBStorage`` for a database server whose connections may drop: each call of a worker's trial loop is
     retried across a lost connection (``RETRIED``, ``retry_transient``), finishing a trial too (a retry that
@@ -245,7 +281,7 @@ def _resilient_storage_class():
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.storages import RDBStorage
 
-    class ResilientRDBStorage(RDBStorage):
+    class ResilientRDBStorage(_study_storage_class()):
         retry_s = RETRY_S
         lost = False  # a call gave up: the next ones try once each until one gets through
 
@@ -282,13 +318,13 @@ def _resilient_storage_class():
                       "unreachable; the next beat tries again", file=sys.stderr, flush=True)
 
     for name in RETRIED:
-        setattr(ResilientRDBStorage, name, _retried(name, getattr(RDBStorage, name)))
+        setattr(ResilientRDBStorage, name, _retried(name, getattr(_study_storage_class(), name)))
     ResilientRDBStorage.__module__, ResilientRDBStorage.__qualname__ = __name__, "ResilientRDBStorage"
     _RESILIENT = ResilientRDBStorage
     return _RESILIENT
 
 
-_RESILIENT = None
+_RESILIENT = _STUDY = None
 
 
 def __getattr__(name: str):
@@ -296,6 +332,8 @@ def __getattr__(name: str):
     storage finds its class)."""
     if name == "ResilientRDBStorage":
         return _resilient_storage_class()
+    if name == "StudyRDBStorage":
+        return _study_storage_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -304,7 +342,7 @@ def open_storage(url: str, heartbeat: int | None = None, sqlite_timeout: int = 1
     together. With a heartbeat, a trial whose worker died is failed and retried by another worker."""
     import sqlalchemy.exc as sa
     from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     kwargs: dict = {}
     sqlite = url.startswith("sqlite:")
@@ -321,7 +359,7 @@ def open_storage(url: str, heartbeat: int | None = None, sqlite_timeout: int = 1
         try:
             with _schema_lock(url), warnings.catch_warnings():  # this call only: the process's filters unchanged
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return (RDBStorage if sqlite else _resilient_storage_class())(url, **kwargs)
+                return (_study_storage_class() if sqlite else _resilient_storage_class())(url, **kwargs)
         except StorageError:
             raise
         except (sa.SQLAlchemyError, ModuleNotFoundError, ImportError) as e:

@@ -387,3 +387,20 @@ def test_the_ray_mirror_adds_never_deletes_and_fails_a_trial_that_raised(tmp_pat
     again = mirror(spec, [result("t1", params[0], COMPLETE), result("t2", params[0], COMPLETE)])
     assert sorted((t.user_attrs["ray_trial"], t.state.name) for t in again.trials) == \
         [("t0", "COMPLETE"), ("t1", "COMPLETE"), ("t1", "FAIL"), ("t2", "COMPLETE")]
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_retried(tmp_path):
+    """Optuna's stale-trial check skips RUNNING trials without a heartbeat; a worker killed in the first moments of
+    a trial leaves one. Past the grace period the study's storage finds it stale too, so it is failed and retried."""
+    from optuna.storages import fail_stale_trials
+
+    from search.storage import open_storage
+
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1))
+    dead = study.ask()  # RUNNING, and no heartbeat: ask() starts no heartbeat thread
+    fail_stale_trials(study)
+    assert study.trials[0].state.name == "RUNNING"  # within the grace period (2 s): it may be starting now
+    time.sleep(2.5)
+    fail_stale_trials(study)
+    states = {t.number: t.state.name for t in study.trials}
+    assert states[dead.number] == "FAIL" and list(states.values()).count("WAITING") == 1  # failed, then re-queued
