@@ -67,7 +67,8 @@ def test_a_two_node_ray_search_shares_its_root_confirms_resumes_and_survives_a_l
     spec = SearchSpec(study="s", root=str(root / "shared"))
     df = trials_frame(open_study(spec, create=False))
     assert len(df) == 3 and (df["state"] == "COMPLETE").all(), df[["state", "error"]] if "error" in df else df
-    assert set(df["host"]) == {here, "node-b"}  # two trials at once, one CPU per node: one on each
+    # one CPU per node: node-b takes trials (under load, Ray may give node-b's reused actor every trial)
+    assert "node-b" in set(df["host"]) and set(df["host"]) <= {here, "node-b"}
     remote = int(df[df["host"] == "node-b"].iloc[0]["number"])
 
     # the driver exports node-b's trial and confirms it on both nodes; the records come back through Ray

@@ -56,8 +56,9 @@ def test_full_disk_stops_the_search_and_keeps_the_study(disk, tmp_path, smoke_te
     # checkpoint, then 19 MB kept), not for the second (the teacher's g_s: 81 MB of state, then a 27 MB checkpoint)
     root = disk(110)
     db = tmp_path / "study.db"
+    # no MAC budget: the candidate the resumed run draws (from a sampler seed of its own) trains whatever it costs
     args = ["search", "--study", "full", "--schedule", "smoke", "--trials", "2", "--teacher", smoke_teacher,
-            "--root", root, "--storage", f"sqlite:///{db}"]
+            "--root", root, "--storage", f"sqlite:///{db}", "--mac-budget", "none"]
     line = _one_line_error(run_cli(*args, check=False))
     assert "No space left on device" in line and str(root) in line and "intact with 1 finished trials" in line
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
