@@ -21,13 +21,12 @@ from . import objectives
 from .candidate import base_config, complexity, train_and_evaluate
 from .spec import SearchSpec, reference_params
 from .asha import minimise
-from .trial import COMPLETE, FAILED, INFEASIBLE, STOPPED, MachineError, TrialRecord, run_trial
+from .trial import COMPLETE, FAILED, INFEASIBLE, MACHINE_ERROR, STOPPED, MachineError, TrialRecord, run_trial
 
 
 RESULT_FILE = "result.json"
 RUNGS_FILE = "rungs.json"
 MAX_FAILURES = 2  # a trial whose node died is tried again, on any node, this many times
-MACHINE_ERROR = "machine_error"  # the result key of a trial whose machine cannot take trials (search.ray_stopper)
 
 
 def _trainable(params: dict, spec_dict: dict, evaluate: Callable = train_and_evaluate) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ray.tune import Stopper
 
-from .ray_backend import MACHINE_ERROR
+from .trial import MACHINE_ERROR
 
 
 class MachineStop(Stopper):

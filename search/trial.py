@@ -18,6 +18,9 @@ from .spec import SearchSpec
 COMPLETE, INFEASIBLE, FAILED, STOPPED = "complete", "infeasible", "failed", "stopped"
 
 
+MACHINE_ERROR = "machine_error"  # the reported result key of a trial whose machine cannot take trials (Ray)
+
+
 class MachineError(RuntimeError):
     """The machine's fault, not the candidate's (a full disk, an unwritable folder): every next trial would
     fail the same way, so the search stops with its study intact."""
