@@ -232,7 +232,7 @@ class Placement:
     def patches(self) -> list:
         """(owner, name, replacement) for every function that places tensors."""
         out = []
-        to, cuda_method = torch.Tensor.to, torch.Tensor.cuda
+        to = torch.Tensor.to
 
         @functools.wraps(to)
         def tensor_to(t, *args, **kwargs):

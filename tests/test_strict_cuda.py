@@ -3,12 +3,10 @@ rules are torch's, the product calls CUDA only through ``asymllic.cuda``, and th
 both stages, the latency objective and evaluation; the teacher; coding) run through it on ``cuda`` and
 ``cuda:1``. Spawned workers, confirm and rd run through it in their own modules' tests."""
 import ast
-from pathlib import Path
 
 import pytest
 import torch
 
-import space
 from conftest import ROOT
 from cuda_standin import StrictCuda
 from search.optuna_backend import run_optuna
