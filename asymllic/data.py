@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .errors import AsymllicError, ImageError
+from .options import DEFAULT_SEED
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 # scikit-image ships these photos in its wheel (no download). Held-out evaluation: chelsea, rocket, camera.
@@ -158,7 +159,7 @@ class CropDataset(torch.utils.data.Dataset):
     Each item is ``(crop uint8 (3, c, c), indexes of the files opened, [(index, reason)] of those skipped)``.
     """
 
-    def __init__(self, paths: list, crop: int, seed: int = 0, flips: bool = False):
+    def __init__(self, paths: list, crop: int, seed: int = DEFAULT_SEED, flips: bool = False):
         self.paths = [str(p) for p in paths]
         self.crop, self.seed, self.flips = crop, seed, flips
 
@@ -223,7 +224,7 @@ class Batches:
     Batch ``step`` holds samples ``step * batch ... step * batch + batch - 1``; steps are asked for in order
     (a jump, as at a resume, restarts the loader there)."""
 
-    def __init__(self, images: ImageSet, crop: int, batch: int, steps: int, seed: int = 0, workers: int = 0,
+    def __init__(self, images: ImageSet, crop: int, batch: int, steps: int, seed: int = DEFAULT_SEED, workers: int = 0,
                  device: torch.device | str = "cpu", flips: bool = False):
         self.dataset = CropDataset(images.paths, crop, seed, flips)
         self.batch, self.steps, self.workers = batch, steps, workers

@@ -20,22 +20,35 @@ from space.errors import ConfigError
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 INHERIT = ("none", "copy", "slice")
 SCHEDULE_NAMES = ("smoke", "cpu", "paper")  # asymllic.training.schedules.SCHEDULES, by name
+CONVENTIONS = ("exact", "thop")  # asymllic.complexity: every MAC and parameter, or the paper's thop.profile figures
 DEFAULT_LMBDA = 0.0067  # the rate-distortion trade-off (CompressAI convention) of a teacher and a search
+# The defaults every command and library function shares, written here only (tests/test_options.py checks):
+DEFAULT_ROOT = "results"  # the folder runs write into
+DEFAULT_SCHEDULE = "cpu"
+DEFAULT_DEVICE = "auto"
+DEFAULT_PRECISION = "auto"
+DEFAULT_SEED = 0
+DEFAULT_SIZE = (768, 512)  # the paper's image size for MACs
+CACHE_DIR = "cache"  # the latent cache: <root>/cache unless a cache folder is given
 MODEL_HELP = ("a model: preset name, config file, checkpoint (ours or an official LIC_TCM .pth.tar) or export "
               "folder (presets and configs get seeded untrained weights)")
 
 
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None, flag: str | None = None,
            aliases: tuple = (), parse: Callable | None = None, metavar: str | None = None,
-           user_default: Any = dataclasses.MISSING, cli: bool = True) -> Any:
+           user_default: Any = dataclasses.MISSING, cli: bool = True, nargs: str | None = None,
+           repeat: bool = False, group: str | None = None) -> Any:
     """A dataclass field declared as an option.
 
     ``flag``: the command-line flag (default ``--field-name``; a ``True``-default bool needs a ``--no-...`` flag);
     ``parse``: text -> value, for the command line and for strings in config files (validates, e.g. sizes);
     ``user_default``: the default of :func:`search.define` and the command line where it differs from the
-    field's own (the value a spec built field by field gets); ``cli=False``: not an option at all."""
+    field's own (the value a spec built field by field gets); ``cli=False``: not an option at all.
+    A tuple option takes its values after one flag (``nargs``: ``"+"``, or ``"*"`` where none is a value) or, with
+    ``repeat``, one per repeated flag; options of one ``group`` exclude each other on the command line."""
     meta = {"help": help, "choices": choices, "flag": flag, "aliases": tuple(aliases), "parse": parse,
-            "metavar": metavar, "user_default": user_default, "cli": cli}
+            "metavar": metavar, "user_default": user_default, "cli": cli, "nargs": nargs, "repeat": repeat,
+            "group": group}
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable defaults are not options")
     return dataclasses.field(default=default, metadata={"option": meta})
@@ -48,7 +61,8 @@ def options(cls) -> list:
 
 def meta(f: dataclasses.Field) -> dict:
     return f.metadata.get("option", {"help": "", "choices": None, "flag": None, "aliases": (), "parse": None,
-                                     "metavar": None, "user_default": dataclasses.MISSING, "cli": True})
+                                     "metavar": None, "user_default": dataclasses.MISSING, "cli": True,
+                                     "nargs": None, "repeat": False, "group": None})
 
 
 def user_default(f: dataclasses.Field) -> Any:
@@ -98,6 +112,8 @@ def check_value(f: dataclasses.Field, hint, value: Any) -> Any:
     elif isinstance(value, (list, tuple)) and tuple in allowed:
         args = [a for a in typing.get_args(hint) if typing.get_origin(a) is tuple] or [hint]
         inner = typing.get_args(args[0])
+        if len(inner) == 2 and inner[1] is Ellipsis:  # tuple[int, ...]: any length
+            inner = (inner[0],) * len(value)
         ok = not inner or (len(value) == len(inner) and all(isinstance(v, t) and not isinstance(v, bool)
                                                             for v, t in zip(value, inner)))
         value = tuple(value)
@@ -137,14 +153,132 @@ def to_dict(obj) -> dict:
     return out
 
 
+def parse_size(text: str) -> tuple:
+    """``"768x512"`` -> ``(768, 512)``."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must be WIDTHxHEIGHT, e.g. 768x512 (got {text!r})") from None
+    if w <= 0 or h <= 0:
+        raise ValueError(f"size must be positive (got {text!r})")
+    return w, h
+
+
+# -- options shared by commands: each declared once, here; a command's options inherit the ones it takes -------
+
 @dataclass(kw_only=True)
-class RunOptions:
+class Root:
+    root: str = option(DEFAULT_ROOT, "folder the runs write into (studies, training runs, the latent cache)")
+
+
+@dataclass(kw_only=True)
+class Schedule:
+    schedule: str = option(DEFAULT_SCHEDULE, "training schedule: sizes and step counts", choices=SCHEDULE_NAMES)
+
+
+@dataclass(kw_only=True)
+class Seed:
+    seed: int = option(DEFAULT_SEED, "random seed (training crops and initial weights; a search's sampler too)")
+
+
+@dataclass(kw_only=True)
+class Device:
+    device: str = option(DEFAULT_DEVICE, "auto (CUDA when present), cpu, cuda or cuda:N")
+
+
+@dataclass(kw_only=True)
+class Precision:
+    precision: str = option(DEFAULT_PRECISION, "autocast precision of the networks (auto: bf16 on CUDA, fp32 on "
+                                               "CPU); entropy models stay fp32", choices=PRECISIONS)
+
+
+@dataclass(kw_only=True)
+class Lmbda:
+    lmbda: float = option(DEFAULT_LMBDA, "rate-distortion trade-off (CompressAI convention)")
+
+
+@dataclass(kw_only=True)
+class Batch:
+    batch: int | None = option(None, "training crops per step (default: the schedule's)")
+
+
+@dataclass(kw_only=True)
+class Steps:
+    steps: int | None = option(None, "training steps of each run (default: the schedule's)")
+
+
+@dataclass(kw_only=True)
+class TrainData:
+    data: str | None = option(None, "training images: a folder (default: the photos bundled with scikit-image)")
+
+
+@dataclass(kw_only=True)
+class TestData:
+    test_data: str | None = option(None, "reporting images: a folder the test figures are measured on (default: "
+                                         "the bundled test photos)")
+
+
+@dataclass(kw_only=True)
+class Teacher:
+    teacher: str | None = option(None, "the frozen teacher: " + MODEL_HELP + " (default: "
+                                       "<root>/teacher/<schedule>-<lmbda>/codec.pt, where `asymllic teacher train` "
+                                       "writes it)")
+
+
+@dataclass(kw_only=True)
+class Cache:
+    cache: str | None = option(None, f"latent cache folder (default: <root>/{CACHE_DIR})")
+
+    def cache_dir(self, root: str | Path) -> Path:
+        return Path(self.cache) if self.cache is not None else Path(root) / CACHE_DIR
+
+
+@dataclass(kw_only=True)
+class Size:
+    size: tuple[int, int] = option(DEFAULT_SIZE, "WIDTHxHEIGHT where MACs (and decode time) are counted",
+                                   parse=parse_size, metavar="WxH")
+
+
+@dataclass(kw_only=True)
+class Convention:
+    convention: str = option("exact", "exact: every MAC and parameter; thop: the paper's thop.profile figures",
+                             choices=CONVENTIONS)
+
+
+@dataclass(kw_only=True)
+class SizeLimits:
+    max_gmacs: float | None = option(None, "refuse an image that needs more GMACs")
+    max_memory: float | None = option(None, "GiB; refuse an image that needs more (default: what the device has "
+                                            "available)")
+
+
+@dataclass(kw_only=True)
+class Png:
+    png: bool = option(False, "also write PNG copies of the figures (they need Chromium); the HTML figures open "
+                              "offline")
+
+
+@dataclass(kw_only=True)
+class Quiet:
+    quiet: bool = option(False, "no progress bars or progress lines")
+
+
+@dataclass(kw_only=True)
+class Json:
+    json: bool = option(False, "print JSON")
+
+
+@dataclass(kw_only=True)
+class ExperimentFile:
+    config: str | None = option(None, "experiment file (YAML of option: value) whose values replace the defaults; "
+                                      "flags given here replace the file's", metavar="FILE")
+
+
+@dataclass(kw_only=True)
+class RunOptions(Device, Precision):
     """Where and how training runs: device, precision, data loading, the latent cache's policy. A training stage
     (``asymllic.training.StageRun``) and a search (``search.SearchSpec``) both take these options."""
 
-    device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-    precision: str = option("auto", "autocast precision of the networks (auto: bf16 on CUDA, fp32 on CPU); "
-                                    "entropy models stay fp32", choices=PRECISIONS)
     loader_workers: int | None = option(None, "DataLoader worker processes decoding images (default min(8, cores))")
     cache_gib: float = option(4.0, "cap of the latent cache; a run that needs more computes the frozen parts "
                                    "on the fly")
@@ -161,15 +295,13 @@ class RunOptions:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(RunOptions)}
 
 
-def parse_size(text: str) -> tuple:
-    """``"768x512"`` -> ``(768, 512)``."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must be WIDTHxHEIGHT, e.g. 768x512 (got {text!r})") from None
-    if w <= 0 or h <= 0:
-        raise ValueError(f"size must be positive (got {text!r})")
-    return w, h
+@dataclass(kw_only=True)
+class TrainOptions(RunOptions, Schedule, Lmbda, TrainData, Steps, Batch, Seed, Cache, Quiet, Root):
+    """How a teacher or a training stage runs: ``asymllic teacher train`` and ``asymllic train stage1|stage2``
+    (``asymllic.training.train_teacher_at`` and ``train_stage_at`` take these as keyword arguments)."""
+
+    out: str | None = option(None, "run folder (default: <root>/teacher/<schedule>-<lmbda> for a teacher, "
+                                   "<root>/<stage>/<config id>-<schedule>-<lmbda> for a stage)")
 
 
 def check_choices(obj) -> None:
@@ -181,6 +313,6 @@ def check_choices(obj) -> None:
             raise ConfigError(f.name, f"unknown {f.name} {value!r}; choose one of {', '.join(map(str, choices))}")
 
 
-def teacher_dir(schedule: str, lmbda: float, root: str | Path = "results") -> Path:
+def teacher_dir(schedule: str, lmbda: float, root: str | Path = DEFAULT_ROOT) -> Path:
     """Where ``asymllic teacher train`` writes a teacher by default, and where a search looks for one."""
     return Path(root) / "teacher" / f"{schedule}-{lmbda:g}"

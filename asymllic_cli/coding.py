@@ -1,7 +1,26 @@
 """``asymllic compress | decompress | init``: a codec as a real file compressor."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from asymllic.options import Seed, option
+
 from .common import add_model_args, load_model, resolve_config
+from .options import add_options
+
+
+@dataclass(kw_only=True)
+class Decompress:
+    runtime: str = option("torch", "where the synthesis decoder g_s runs: torch, or onnxruntime on the CPU (the "
+                                   "entropy decoding and the hyperprior path always run in torch)",
+                          choices=("torch", "onnx"))
+    onnx: str | None = option(None, "with --runtime onnx: the g_s ONNX file (default: g_s.onnx in the --model "
+                                    "export folder)", metavar="PATH")
+
+
+@dataclass(kw_only=True)
+class Init(Seed):
+    out: str = option(None, "the checkpoint written")
 
 
 def add_parsers(sub) -> None:
@@ -15,17 +34,12 @@ def add_parsers(sub) -> None:
     p.add_argument("input")
     p.add_argument("output")
     add_model_args(p)
-    p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
-                   help="where the synthesis decoder g_s runs: torch, or onnxruntime on the CPU (the entropy decoding "
-                        "and the hyperprior path always run in torch)")
-    p.add_argument("--onnx", default=None, metavar="PATH",
-                   help="with --runtime onnx: the g_s ONNX file (default: g_s.onnx in the --model export folder)")
+    add_options(p, Decompress)
     p.set_defaults(run=run_decompress)
 
     p = sub.add_parser("init", help="write an untrained (entropy tables built) codec checkpoint for a preset or config")
     p.add_argument("config", help="preset name or config file")
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    add_options(p, Init, required=("out",))
     p.set_defaults(run=run_init)
 
 

@@ -2,19 +2,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from dataclasses import dataclass
 
-from asymllic.options import MODEL_HELP, RunOptions, parse_size as _parse_size
+from asymllic.options import MODEL_HELP, Device, SizeLimits, option
 
-from .options import add_options, given
-
-
-
-def parse_size(text: str) -> tuple:
-    try:
-        return _parse_size(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+from .options import add_options
 
 
 def resolve_config(ref: str):
@@ -24,31 +16,15 @@ def resolve_config(ref: str):
     return resolve(ref)
 
 
-def add_device_arg(p: argparse.ArgumentParser) -> None:
-    add_options(p, RunOptions, only=("device",))
+@dataclass(kw_only=True)
+class ModelOptions(Device, SizeLimits):
+    """A trained codec to run (compress, decompress) on a device, within size limits."""
 
-
-def add_run_args(p: argparse.ArgumentParser) -> None:
-    """Where and how training runs (``asymllic.options.RunOptions``): device, precision, data loading, the latent
-    cache's policy, inherit."""
-    add_options(p, RunOptions)
-
-
-def stage_run(args, out_dir: Path):
-    from asymllic.training import StageRun
-
-    run = StageRun(out_dir, Path(getattr(args, "cache", "results/cache")), args.seed, not getattr(args, "quiet", False),
-                   **given(args, RunOptions))
-    run.resolved()  # CUDA asked for where there is none: one line now, not after the data is listed
-    return run
+    model: str = option(None, MODEL_HELP, aliases=("--codec",))
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "--codec", dest="model", required=True, help=MODEL_HELP)
-    add_device_arg(p)
-    p.add_argument("--max-gmacs", type=float, default=None, help="refuse an image that needs more GMACs")
-    p.add_argument("--max-memory", type=float, default=None,
-                   help="GiB; refuse an image that needs more (default: what the device has available)")
+    add_options(p, ModelOptions, required=("model",))
 
 
 def load_model(args, size: tuple | None = None, decoding: bool = False):

@@ -2,18 +2,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
-from .common import parse_size, resolve_config
+from asymllic.options import Convention, Json, Size, option
+
+from .common import resolve_config
+from .options import add_options
+
+
+@dataclass(kw_only=True)
+class Complexity(Size, Convention, Json):
+    per_layer: bool = option(False, "include every layer")
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("complexity", help="count params and MACs (encoder, decoder, components, layers)")
     p.add_argument("config", help="preset name (e.g. tcm-small, paper), config file, export folder or checkpoint")
-    p.add_argument("--size", type=parse_size, default=(768, 512), help="WIDTHxHEIGHT (default 768x512)")
-    p.add_argument("--convention", choices=("exact", "thop"), default="exact",
-                   help="exact: every MAC and parameter; thop: the paper's thop.profile figures")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--per-layer", action="store_true", help="include every layer")
+    add_options(p, Complexity)
     p.set_defaults(run=run)
 
 

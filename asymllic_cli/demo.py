@@ -43,7 +43,7 @@ def main() -> int:
          ["search", "--study", "demo", "--part", "synthesis", "--schedule", "cpu", "--trials", TRIALS, "--steps", STEPS,
           "--teacher", teacher_dir / "codec.pt", "--root", ROOT])
     step("4/5 results, Pareto plot and export", ["results", "demo", "--root", ROOT])
-    run(["pareto", "demo", "--root", ROOT])
+    run(["pareto", "demo", "--root", ROOT, "--png"])
     run(["export", "demo", "--top", "1", "--root", ROOT])
     export = max((ROOT / "demo" / "export").glob("*/card.md"), key=lambda p: p.stat().st_mtime).parent  # this run's
     from asymllic.data import bundled

@@ -2,17 +2,32 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+
+from asymllic.options import Json, option
+from space.domains import PARTS
+
+from .options import add_options
+
+
+@dataclass(kw_only=True)
+class Show(Json):
+    part: str = option("joint", "whose axes", choices=tuple(PARTS))
+
+
+@dataclass(kw_only=True)
+class Presets:
+    complexity: bool = option(False, "count each preset in both conventions (markdown table)")
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("space", help="inspect the search space")
     ssub = p.add_subparsers(dest="space_command", required=True, metavar="WHAT")
     s = ssub.add_parser("show", help="list every axis with its domain")
-    s.add_argument("--part", choices=("synthesis", "hyperprior", "joint"), default="joint")
-    s.add_argument("--json", action="store_true")
+    add_options(s, Show)
     s.set_defaults(run=run_show)
     s = ssub.add_parser("presets", help="list the named presets (with --complexity: their figures vs the paper)")
-    s.add_argument("--complexity", action="store_true", help="count each preset in both conventions (markdown table)")
+    add_options(s, Presets)
     s.set_defaults(run=run_presets)
     s = ssub.add_parser("id", help="print the config id of a preset or config file")
     s.add_argument("config")

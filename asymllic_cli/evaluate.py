@@ -3,29 +3,39 @@ from __future__ import annotations
 
 import json
 
-from .common import MODEL_HELP, add_device_arg
+from dataclasses import dataclass
 
+from asymllic.options import MODEL_HELP, Device, Quiet, SizeLimits, option
+
+from .options import add_options
+
+METRIC = "psnr-rgb"  # the quality axis of the RD curves (CompressAI's results key)
+
+
+@dataclass(kw_only=True)
+class Evaluate(Device, SizeLimits, Quiet):
+    data: str = option("bundled", "image folder, or 'bundled' (held-out scikit-image photos)")
+    name: str | None = option(None, "the curve's name in the JSON")
+    out: str | None = option(None, "write the JSON here (default: print it)")
+    max_side: int = option(0, "centre-crop larger images to this side (0: full images)")
+    jpeg: bool = option(False, "also code each image with JPEG at the same bpp")
+
+
+@dataclass(kw_only=True)
+class BDRate:
+    anchor: tuple[str, ...] = option((), "anchor JSON (repeatable)", repeat=True)
+    kodak: bool = option(False, "add BPG and VTM Kodak anchors from the packaged Kodak curves")
+    metric: str = option(METRIC, "the quality key of the curves")
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("eval", help="evaluate codec checkpoints on an image set (CompressAI JSON)")
     p.add_argument("checkpoints", nargs="+", metavar="MODEL", help="one model per RD point (e.g. one per lambda): " + MODEL_HELP)
-    p.add_argument("--data", default="bundled", help="image folder, or 'bundled' (held-out scikit-image photos)")
-    p.add_argument("--name", default=None)
-    p.add_argument("--out", default=None, help="write the JSON here (default: print it)")
-    p.add_argument("--max-side", type=int, default=0, help="centre-crop larger images to this side (0: full images)")
-    p.add_argument("--jpeg", action="store_true", help="also code each image with JPEG at the same bpp")
-    add_device_arg(p)
-    p.add_argument("--max-gmacs", type=float, default=None, help="refuse if the largest image needs more GMACs")
-    p.add_argument("--max-memory", type=float, default=None,
-                   help="GiB; refuse if the largest image needs more (default: what the device has available)")
-    p.add_argument("--quiet", action="store_true")
+    add_options(p, Evaluate)
     p.set_defaults(run=run_eval)
     p = sub.add_parser("bdrate", help="BD-rate (%%) of RD curves against anchors (akima)")
     p.add_argument("test", nargs="+", help="CompressAI-style JSON files with 2+ points")
-    p.add_argument("--anchor", action="append", default=[], help="anchor JSON (repeatable)")
-    p.add_argument("--kodak", action="store_true", help="add BPG and VTM Kodak anchors from shared/anchors/kodak")
-    p.add_argument("--metric", default="psnr-rgb")
+    add_options(p, BDRate)
     p.set_defaults(run=run_bdrate)
 
 
@@ -50,7 +60,7 @@ def run_bdrate(args) -> int:
 
     from asymllic.evaluation.evaluate import BDOverlapWarning, bd_rate, load_results
 
-    anchors = list(args.anchor)
+    anchors = list(args.anchor or ())
     if args.kodak:
         from space.anchors import kodak_dir
 

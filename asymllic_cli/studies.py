@@ -3,63 +3,41 @@ flags are generated from the declarations of ``search.spec.SearchSpec``; ``searc
 the same rules to them as to a library caller's options."""
 from __future__ import annotations
 
-from search.spec import SearchSpec, StudyRef
+from search.options import Export, Factorize, Pareto, Results
+from search.spec import SearchSpec
+
+from asymllic.options import ExperimentFile, Quiet
 
 from .options import add_options, given
-
-
-def _study_args(p) -> None:
-    add_options(p, StudyRef, positional=("study",))
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("search", help="multi-objective search over decoder configs (Optuna or Ray Tune)",
                        description="Every option below is a field of search.SearchSpec; an experiment file "
-                                   "(--config) may set any of them, and flags given here override it.")
-    p.add_argument("--config", default=None, metavar="FILE",
-                   help="experiment file (YAML option: value); a study's own results/<study>/spec.yaml reruns it")
+                                   "(--config; a study's own <root>/<study>/spec.yaml reruns it) may set any of "
+                                   "them, and flags given here override it.")
+    add_options(p, ExperimentFile)
+    add_options(p, Quiet)
     add_options(p, SearchSpec, given_only=True)
     p.set_defaults(run=run_search)
 
     p = sub.add_parser("results", help="table of a study's trials")
-    _study_args(p)
-    p.add_argument("--csv", default=None)
-    p.add_argument("--parquet", default=None)
-    p.add_argument("--all-columns", action="store_true")
+    add_options(p, Results, positional=("study",))
     p.set_defaults(run=run_results)
 
     p = sub.add_parser("pareto", help="Pareto plot, hypervolume history and axis importance (HTML + PNG)")
-    _study_args(p)
-    p.add_argument("--no-png", action="store_true")
-    p.add_argument("--x", choices=("macs", "latency"), default=None,
-                   help="the cost on the x axis (default: the one the study minimised)")
+    add_options(p, Pareto, positional=("study",))
     p.set_defaults(run=run_pareto)
 
     p = sub.add_parser("factorize", help="combine a synthesis study's front and a hyperprior study's front")
     p.add_argument("synthesis_study")
     p.add_argument("hyperprior_study")
-    add_options(p, StudyRef, skip=("study",))
-    p.add_argument("--measure", type=int, default=0, help="combine and evaluate the K cheapest joint-front pairs")
-    p.add_argument("--max-side", type=int, default=None,
-                   help="centre-crop held-out photos for --measure (default: as the studies' training schedule)")
-    p.add_argument("--joint", default=None, help="a joint study to compare the factorized front with")
-    p.add_argument("--no-png", action="store_true")
-    p.add_argument("--csv", default=None)
+    add_options(p, Factorize, skip=("study",))
     p.set_defaults(run=run_factorize)
 
     p = sub.add_parser("export", help="export the best trained decoders as codecs (never the reference presets "
-                                      "unless --include-references)")
-    _study_args(p)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--top", type=int, default=None, metavar="K",
-                   help="K points spread along the Pareto front, from the cheapest to the best (default 1: the best)")
-    g.add_argument("--trial", type=int, default=None, metavar="N", help="that trial (a reference preset too)")
-    g.add_argument("--budget", type=float, default=None, metavar="GMACS",
-                   help="the best candidate whose decoder needs at most GMACS")
-    p.add_argument("--onnx", action="store_true",
-                   help="also write g_s.onnx (dynamic size), checked against torch on a photo (see the card)")
-    p.add_argument("--include-references", action="store_true",
-                   help="let the reference presets (teacher, paper) be picked too")
+                                      "unless --include-references; default: the best candidate)")
+    add_options(p, Export, positional=("study",))
     p.set_defaults(run=run_export)
 
 
@@ -68,26 +46,22 @@ def run_search(args) -> int:
     from search.spec import read_config
 
     config = read_config(args.config) if args.config else {}
-    study = search.run(search.define(**{**config, **given(args, SearchSpec)}))
+    study = search.run(search.define(**{**config, **given(args, SearchSpec)}), progress=not args.quiet)
     return _summary(study)
 
 
-def _load(study: str, storage=None, root="results"):
-    """The study (``search.Study``) and its trials frame."""
+def _load(args):
+    """The study (``search.Study``) of the command's study, root and storage, and its trials frame."""
     import search
 
-    opened = search.open(study, root=root, storage=storage)
+    opened = search.open(args.study, root=args.root, storage=args.storage)
     return opened, opened.trials()
 
 
 def _summary(study) -> int:
     import shlex
 
-    from search.storage import stored_url
-
-    where = [] if str(study.spec.root) == "results" else ["--root", str(study.spec.root)]  # commands to paste
-    if study.spec.storage:
-        where += ["--storage", stored_url(study.spec.storage)]  # never its password
+    where = study.spec.where()  # the flags of the commands to paste (never a password)
     df = study.trials()
     counts = df["state"].value_counts().to_dict() if not df.empty else {}
     print(f"study {study.name}: {len(df)} trials {counts}, {int(df['pareto'].sum()) if not df.empty else 0} on the Pareto front")
@@ -102,7 +76,7 @@ SHOW = ["number", "state", "pareto", "preset", "config_id", "psnr", "bpp", "deco
 def run_results(args) -> int:
     import pandas as pd
 
-    _, df = _load(args.study, args.storage, args.root)
+    _, df = _load(args)
     if args.csv:
         df.to_csv(args.csv, index=False)
     if args.parquet:
@@ -114,8 +88,8 @@ def run_results(args) -> int:
 
 
 def run_pareto(args) -> int:
-    opened, _ = _load(args.study, args.storage, args.root)
-    for p in opened.figures(png=not args.no_png, x=args.x):
+    opened, _ = _load(args)
+    for p in opened.figures(png=args.png, x=args.x):
         print(p)
     return 0
 
@@ -126,7 +100,7 @@ def run_factorize(args) -> int:
     import search
 
     done = search.factorize(args.synthesis_study, args.hyperprior_study, measure=args.measure, max_side=args.max_side,
-                            joint=args.joint, png=not args.no_png, csv=args.csv, root=args.root, storage=args.storage)
+                            joint=args.joint, png=args.png, csv=args.csv, root=args.root, storage=args.storage)
     show = dict(index=False, float_format=lambda v: f"{v:.4f}")
     with pd.option_context("display.width", 200):
         print(done.pairs[["gs_trial_number", "hp_trial_number", "psnr", "bpp", "decoder_gmacs", "pareto"]].to_string(**show))
@@ -151,8 +125,8 @@ def run_factorize(args) -> int:
 def run_export(args) -> int:
     import search
 
-    for done in search.export_codecs(args.study, args.top, args.trial, args.budget, args.onnx, args.include_references,
-                              root=args.root, storage=args.storage):
+    options = given(args, Export)
+    for done in search.export_codecs(options.pop("study"), **options):
         print(done.pick.summary())
         print(done.folder)
     return 0

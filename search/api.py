@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from asymllic import options as _options
+from asymllic.options import DEFAULT_ROOT
 
 from .spec import SearchSpec, StudyRef, read_config, stored_spec
 
@@ -70,12 +71,9 @@ def resolve(spec: SearchSpec, say: Callable = print) -> SearchSpec:
 
     spec = dataclasses.replace(spec)
     if spec.teacher is None:
-        spec.teacher = str(_options.teacher_dir(spec.schedule, spec.lmbda, spec.root) / "codec.pt")
-        if not Path(spec.teacher).is_file():
-            import shlex
+        from asymllic.training.stages import default_teacher
 
-            train = shlex.join(["asymllic", "teacher", "train", "--schedule", spec.schedule])
-            raise AsymllicError(f"no teacher checkpoint at {spec.teacher}; run '{train}' or pass --teacher")
+        spec.teacher = str(default_teacher(spec.schedule, spec.lmbda, spec.root))
     _plan_devices(spec, say)
     if spec.backend == "optuna" or not spec.gpus_per_trial:  # trials on this machine: CUDA asked where there is none
         from asymllic.device import pick_device, pick_precision
@@ -120,10 +118,11 @@ def _plan_devices(spec: SearchSpec, say: Callable) -> None:
     spec.device, spec.gpus_per_trial = device, per_trial
 
 
-def run(spec: SearchSpec | str | Path, evaluate: Callable | None = None) -> "Study":
+def run(spec: SearchSpec | str | Path, evaluate: Callable | None = None, progress: bool = True) -> "Study":
     """Run (or resume) the search ``spec`` (a spec, resolved here if it is not, or an experiment file) and return
     its :class:`Study`. The resolved spec is written to ``<root>/<study>/spec.yaml``. ``evaluate``: what scores a
-    candidate (default: train and evaluate it, ``search.candidate.train_and_evaluate``)."""
+    candidate (default: train and evaluate it, ``search.candidate.train_and_evaluate``); ``progress``: a line per
+    finished trial (Ray: its progress table)."""
     from .driver import run_search
 
     if isinstance(spec, (str, Path)):
@@ -131,9 +130,9 @@ def run(spec: SearchSpec | str | Path, evaluate: Callable | None = None) -> "Stu
     else:  # a spec from define() has had its decisions told once already
         spec = resolve(spec, say=(lambda *_: None) if getattr(spec, "_told", False) else print)
     if evaluate is None:
-        run_search(spec)
+        run_search(spec, progress=progress)
     else:
-        run_search(spec, evaluate)
+        run_search(spec, evaluate, progress)
     return open(spec.study, root=spec.root, storage=spec.storage)
 
 
@@ -180,15 +179,15 @@ class Study:
         cost = objectives.COSTS[self.spec.objective]
         return df[df["pareto"]].sort_values(cost).reset_index(drop=True)
 
-    def export(self, top: int | None = None, trial: int | None = None, budget: float | None = None,
+    def export(self, top: int | None = None, *, trial: int | Sequence[int] | None = None, budget: float | None = None,
                onnx: bool = False, include_references: bool = False, out: str | Path | None = None) -> list:
         """See :func:`export_codecs`."""
         from .export import export as write
 
-        return write(self.trials(), self.spec, Path(out) if out else self.dir / "export", top, trial, budget,
-                     include_references, onnx)
+        return write(self.trials(), self.spec, Path(out) if out else self.dir / "export", top=top, trial=trial,
+                     budget=budget, include_references=include_references, onnx=onnx)
 
-    def figures(self, png: bool = True, x: str | None = None, out: str | Path | None = None,
+    def figures(self, png: bool = False, x: str | None = None, out: str | Path | None = None,
                 say: Callable = print) -> list:
         """Write the Pareto plot (quality against ``x``: ``"macs"`` or ``"latency"``, default the cost the study
         minimised), the hypervolume history and each axis's importance for the first objective (Optuna's
@@ -236,28 +235,28 @@ class Study:
         return f"Study({self.name!r}, part={self.spec.part!r}, storage={self.ref.storage_url!r})"
 
 
-def open(study: str, root: str | Path = "results", storage: str | None = None) -> Study:  # noqa: A001
+def open(study: str, root: str | Path = DEFAULT_ROOT, storage: str | None = None) -> Study:  # noqa: A001
     """The study ``study`` in ``storage`` (default: ``<root>/<study>/study.db``); an unknown study is one line."""
-    return Study(StudyRef(study, storage, str(root)))
+    return Study(StudyRef(study, storage, root=str(root)))
 
 
-def export_codecs(study: Study | str, top: int | None = None, trial: int | None = None, budget: float | None = None,
-           onnx: bool = False, include_references: bool = False, root: str | Path = "results",
-           storage: str | None = None, out: str | Path | None = None) -> list:
+def export_codecs(study: Study | str, top: int | None = None, *, trial: int | Sequence[int] | None = None,
+                  budget: float | None = None, onnx: bool = False, include_references: bool = False,
+                  root: str | Path = DEFAULT_ROOT, storage: str | None = None, out: str | Path | None = None) -> list:
     """Write the study's best decoders as codecs (``config.json``, ``codec.pt``, a card; with ``onnx`` also a
     checked ``g_s.onnx``) into ``<study>/export/<config id>/`` (or ``out``): by default the best candidate;
-    ``top`` K points along the Pareto front, ``trial`` one trial, ``budget`` the best within that many GMACs.
+    ``top`` K points along the Pareto front, ``trial`` a trial or several, ``budget`` the best within that many GMACs.
     The reference presets are left out unless ``include_references``. Returns ``search.export.Exported``
     records (``.folder``, ``.pick``)."""
     if not isinstance(study, Study):
         study = open(study, root=root, storage=storage)
-    return study.export(top, trial, budget, onnx, include_references, out)
+    return study.export(top, trial=trial, budget=budget, onnx=onnx, include_references=include_references, out=out)
 
 
 
 def factorize(synthesis: Study | str, hyperprior: Study | str, *, measure: int = 0, max_side: int | None = None,
-              joint: Study | str | None = None, png: bool = True, csv: str | Path | None = None,
-              root: str | Path = "results", storage: str | None = None):
+              joint: Study | str | None = None, png: bool = False, csv: str | Path | None = None,
+              root: str | Path = DEFAULT_ROOT, storage: str | None = None):
     """Combine a synthesis study's front and a hyperprior study's front into a joint one, as ``asymllic factorize``
     does: every pair of front trials, its decoder MACs added, its PSNR predicted by the synthesis trial and its bpp
     by the hyperprior trial, the joint front marked (``csv``: also written there). ``measure`` K: the K cheapest

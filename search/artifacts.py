@@ -72,13 +72,7 @@ def _budget(spec: SearchSpec) -> str:
 
 def commands(spec: SearchSpec) -> list:
     """The shell commands (quoted) that open, export and confirm this study's picks."""
-    from .storage import stored_url
-
-    where = []
-    if str(spec.root) != "results":
-        where += ["--root", str(spec.root)]
-    if spec.storage:
-        where += ["--storage", stored_url(spec.storage)]
+    where = spec.where()
     line = lambda *words: shlex.join(["asymllic", *words[:2], *where, *words[2:]])  # noqa: E731
     return [line("export", spec.study), line("export", spec.study, "--top", "3"),
             line("confirm", spec.study, "--top", "3", "--seeds", "3"), line("dashboard", spec.study)]

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from asymllic.options import option
+from asymllic.options import DEFAULT_ROOT, option
 
 from .spec import StudyRef
 
@@ -85,7 +85,7 @@ def _artifacts_of(study, ref: StudyRef, given: str | None) -> Path:
     return Path(stored) if stored else ref.dir / "artifacts"
 
 
-def serve_dashboard(study: str, port: int = 8080, host: str = LOOPBACK, root: str | Path = "results",
+def serve_dashboard(study: str, port: int = 8080, host: str = LOOPBACK, root: str | Path = DEFAULT_ROOT,
                     storage: str | None = None, artifacts: str | Path | None = None) -> Dashboard:
     """Serve Optuna Dashboard over the study ``study`` (in ``storage``, default ``<root>/<study>/study.db``) and its
     trials' artifacts, in a background thread; returns the running :class:`Dashboard`. ``port=0`` takes a free
@@ -101,7 +101,7 @@ def serve_dashboard(study: str, port: int = 8080, host: str = LOOPBACK, root: st
 
     from .optuna_backend import storage as open_storage
 
-    ref = StudyRef(study, storage, str(root))
+    ref = StudyRef(study, storage, root=str(root))
     url = ref.storage_url  # as it may be printed: the password masked
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():  # not created by asking
         raise AsymllicError(f"no study {study!r} in {url}")

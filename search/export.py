@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -220,11 +221,11 @@ def spread(n: int, k: int, best: int) -> list:
     return sorted(picks)
 
 
-def pick(df: pd.DataFrame, part: str, top: int | None = None, trial: int | None = None,
+def pick(df: pd.DataFrame, part: str, top: int | None = None, trial: int | Sequence[int] | None = None,
          budget: float | None = None, include_references: bool = False, cost: str = "macs") -> list:
     """The trials to export, as :class:`Pick` records, cheapest first.
 
-    ``trial``: that complete trial (a reference preset too). Otherwise the candidates' Pareto front (the
+    ``trial``: that complete trial, or those trials (a reference preset too). Otherwise the candidates' Pareto front (the
     reference presets left out unless ``include_references``; quality against ``cost``, the study's
     objective), drawn among those within ``budget`` GMACs if given: ``top`` K points spread along it from the
     cheapest to the best (default 1: the best, i.e. the best candidate within the budget, among the front's
@@ -236,15 +237,8 @@ def pick(df: pd.DataFrame, part: str, top: int | None = None, trial: int | None 
     teacher = _teacher(df)
     refs = references(df, part, cost)
     if trial is not None:
-        rows = df[df["number"] == trial]
-        if rows.empty or rows.iloc[0]["state"] != "COMPLETE":
-            raise space.ConfigError("trial", f"trial {trial} is not a complete trial of this study")
-        include = include_references or bool(reference_mask(rows)[0])
-        pool = candidates(df, part, include, cost)
-        if trial not in set(pool["number"]):
-            raise space.ConfigError("trial", f"trial {trial} has no {' and '.join(objectives.names(part, cost))} "
-                                             "to export")
-        return [_locate(df, pool, trial, part, include, budget, teacher, cost, refs)]
+        return [_given(df, number, part, include_references, budget, teacher, cost, refs)
+                for number in ([trial] if isinstance(trial, int) else trial)]
 
     pool = candidates(df, part, include_references, cost)
     done = (df["state"] == "COMPLETE").to_numpy()
@@ -356,8 +350,9 @@ def card(p: Pick, spec: SearchSpec | dict, cfg: space.CodecConfig, onnx: dict | 
     return "\n".join(lines)
 
 
-def export(df: pd.DataFrame, spec: SearchSpec | dict, out_root: Path, top: int | None = None, trial: int | None = None,
-           budget: float | None = None, include_references: bool = False, onnx: bool = False) -> list:
+def export(df: pd.DataFrame, spec: SearchSpec | dict, out_root: Path, top: int | None = None,
+           trial: int | Sequence[int] | None = None, budget: float | None = None, include_references: bool = False,
+           onnx: bool = False) -> list:
     """Write each pick (see :func:`pick`) to ``out_root/<config id>/``, with ``onnx`` also ``g_s.onnx`` checked
     against torch on a photo; returns :class:`Exported` records."""
     from asymllic.codec.checkpoint import save_self_contained
@@ -384,3 +379,17 @@ def export(df: pd.DataFrame, spec: SearchSpec | dict, out_root: Path, top: int |
         write_text(card(p, spec, cfg, check), folder / "card.md")
         written.append(Exported(p, folder))
     return written
+
+
+def _given(df: pd.DataFrame, trial: int, part: str, include_references: bool, budget, teacher, cost: str,
+           refs) -> "Pick":
+    """The pick of one given trial (``pick(trial=...)``)."""
+    rows = df[df["number"] == trial]
+    if rows.empty or rows.iloc[0]["state"] != "COMPLETE":
+        raise space.ConfigError("trial", f"trial {trial} is not a complete trial of this study")
+    include = include_references or bool(reference_mask(rows)[0])
+    pool = candidates(df, part, include, cost)
+    if trial not in set(pool["number"]):
+        raise space.ConfigError("trial", f"trial {trial} has no {' and '.join(objectives.names(part, cost))} "
+                                         "to export")
+    return _locate(df, pool, trial, part, include, budget, teacher, cost, refs)

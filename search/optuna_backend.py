@@ -229,9 +229,9 @@ def progress_callback(spec: SearchSpec):
 
 
 def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, threads: int | None = None,
-               index: int = 0) -> None:
+               index: int = 0, progress: bool = True) -> None:
     """Optimise until the study holds ``spec.trials`` finished (complete or pruned) trials; ``index``: which
-    of the study's worker processes this is."""
+    of the study's worker processes this is; ``progress``: a line per finished trial."""
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
@@ -251,7 +251,7 @@ def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, thread
         with optuna_verbosity(optuna.logging.ERROR):
             study.optimize(make_objective(spec, evaluate, stopped), n_trials=3 * spec.trials, catch=(Exception,),
                            callbacks=[MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
-                                      progress_callback(spec)],
+                                      *([progress_callback(spec)] if progress else [])],
                            gc_after_trial=True)
     except Exception as e:  # the study storage lost past its retries: its one line, not Optuna's traceback
         lost = next((c for c in exception_chain(e) if isinstance(c, StorageError)), None)
@@ -268,7 +268,7 @@ def run_worker(spec: SearchSpec, evaluate: Callable = train_and_evaluate, thread
                             "run the same command again to resume")
 
 
-def _spawned_worker(spec_dict: dict, threads: int, index: int = 0) -> None:
+def _spawned_worker(spec_dict: dict, threads: int, index: int = 0, progress: bool = True) -> None:
     import sys
 
     from asymllic.device import worker_device
@@ -277,7 +277,7 @@ def _spawned_worker(spec_dict: dict, threads: int, index: int = 0) -> None:
     try:
         spec = SearchSpec.from_dict(spec_dict)
         spec.device = str(worker_device(spec.device, index))  # worker i: GPU i mod n
-        run_worker(spec, threads=threads, index=index)
+        run_worker(spec, threads=threads, index=index, progress=progress)
     except AsymllicError as e:
         print(f"asymllic: worker error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -298,20 +298,21 @@ def _stop(procs: list, grace_s: float = 5.0) -> None:
             p.join(grace_s)
 
 
-def run_optuna(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
-    """Run ``spec.workers`` worker processes on one study (or this process alone for one worker)."""
+def run_optuna(spec: SearchSpec, evaluate: Callable = train_and_evaluate, progress: bool = True):
+    """Run ``spec.workers`` worker processes on one study (or this process alone for one worker); ``progress``: a
+    line per finished trial."""
     from .nodes import check_study_machine
 
     study = open_study(spec)  # create (and enqueue presets) once, before the workers race
     check_study_machine(study, spec)  # this machine sees the study's folder, teacher and data (several machines)
     if spec.workers <= 1:
-        run_worker(spec, evaluate)
+        run_worker(spec, evaluate, progress=progress)
         return study
     import multiprocessing as mp
 
     threads = max(1, (os.cpu_count() or 1) // spec.workers)
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_spawned_worker, args=(spec.to_dict(), threads, i)) for i in range(spec.workers)]
+    procs = [ctx.Process(target=_spawned_worker, args=(spec.to_dict(), threads, i, progress)) for i in range(spec.workers)]
     try:
         for p in procs:
             p.start()

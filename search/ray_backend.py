@@ -99,7 +99,7 @@ class DefineByRun:
         space.suggest_params(trial, self.part)
 
 
-def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
+def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate, progress: bool = True):
     import ray
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
@@ -137,7 +137,7 @@ def run_ray(spec: SearchSpec, evaluate: Callable = train_and_evaluate):
                            run_config=tune.RunConfig(name="tune", storage_path=str(path), stop=stopper,
                                                      failure_config=tune.FailureConfig(max_failures=MAX_FAILURES,
                                                                                        fail_fast=False),
-                                                     verbose=1))
+                                                     verbose=1 if progress else 0))
     # the experiment state is what Tuner.restore resumes from: keep it at most a couple of seconds old
     with tune_environ(TUNE_GLOBAL_CHECKPOINT_S="2"):
         grid = tuner.fit()

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asymllic import options as _options
-from asymllic.options import DEFAULT_LMBDA, MODEL_HELP, SCHEDULE_NAMES, RunOptions, option, parse_size
+from asymllic.options import (DEFAULT_ROOT, Batch, Lmbda, Root, RunOptions, Schedule, Seed, Size, Teacher, TestData, TrainData,
+                              option)
 from space import ConfigError
 from space.domains import PARTS as _AXES_OF
 
@@ -56,15 +57,14 @@ def check_study_name(name) -> None:
 
 
 @dataclass
-class StudyRef:
+class StudyRef(Root):
     """Which study, and where: enough to open one and read its results."""
 
-    study: str = option(dataclasses.MISSING, "study name (results/<study>/)")
+    study: str = option(dataclasses.MISSING, "study name (<root>/<study>/)")
     storage: str | None = option(None, "Optuna storage URL, e.g. postgresql://user@host/db (the password from "
                                        "PGPASSWORD or ~/.pgpass), or env:VARNAME to read the URL from that "
                                        "environment variable; a password is never stored or printed "
                                        "(default: sqlite:///<root>/<study>/study.db)")
-    root: str = option("results", "folder of the studies' results")
 
     @property
     def dir(self) -> Path:
@@ -89,19 +89,36 @@ class StudyRef:
     def __post_init__(self):
         check_study_name(self.study)
 
+    def where(self) -> list:
+        """The flags that name this study's place in a command printed for a user to paste (its root when not the
+        default, its storage without a password)."""
+        from .storage import stored_url
+
+        words = [] if str(self.root) == DEFAULT_ROOT else ["--root", str(self.root)]
+        return words + (["--storage", stored_url(self.storage)] if self.storage else [])
+
     def ref(self) -> "StudyRef":
-        return StudyRef(self.study, self.storage, self.root)
+        return StudyRef(self.study, self.storage, root=self.root)
+
+
+@dataclass(kw_only=True)
+class Backend:
+    backend: str = option("optuna", "optuna: worker processes on this machine (or several sharing one storage); "
+                                    "ray: Ray Tune trials (a local Ray or a cluster)", choices=BACKENDS)
+
+
+@dataclass(kw_only=True)
+class RayAddress:
+    ray_address: str | None = option(None, "Ray cluster address (default: a local Ray)")
 
 
 @dataclass
-class SearchSpec(RunOptions, StudyRef):
+class SearchSpec(RunOptions, Schedule, Lmbda, Seed, Batch, TrainData, TestData, Teacher, Size, Backend, RayAddress,
+                 StudyRef):
     """A search: what is searched, how each candidate is trained and scored, on which backend."""
 
     part: str = option("synthesis", "the part searched", choices=PARTS)
-    schedule: str = option("cpu", "training schedule of each candidate", choices=SCHEDULE_NAMES)
-    batch: int | None = option(None, "training crops per step (default: the schedule's)")
     trials: int = option(20, "finished (complete or pruned) trials the study ends with")
-    backend: str = option("optuna", "Optuna worker processes or Ray Tune trials", choices=BACKENDS)
     workers: int = option(1, "worker processes (Optuna) or concurrent trials (Ray)")
     mac_budget: float | str | None = option(
         None, "decoder GMACs at --size over which a candidate is not trained: a number, 'teacher' (the teacher's "
@@ -114,28 +131,18 @@ class SearchSpec(RunOptions, StudyRef):
     latency_repeats: int = option(3, "decodes timed (median) after one warm-up")
     latency_budget: float | None = option(None, "ms at --size on the latency target; over it a candidate is not "
                                                 "trained")
-    teacher: str | None = option(None, "the frozen teacher: " + MODEL_HELP +
-                                       " (default: <root>/teacher/<schedule>-<lmbda>/codec.pt)")
-    lmbda: float = option(DEFAULT_LMBDA, "rate-distortion trade-off (CompressAI convention)")
     sampler: str = option("nsga2", "Optuna sampler", choices=SAMPLERS)
-    seed: int = option(0, "seed of the sampler and of each candidate's training")
     steps: int | None = option(None, "fine-tuning steps per candidate (default: the schedule's); with --min-steps, "
                                      "the top rung", aliases=("--max-steps",))
     min_steps: int | None = option(None, "multi-fidelity (MO-ASHA): score candidates first after this many steps; "
                                          "only the best 1/eta at each rung train on (x eta steps), up to --steps")
     eta: int = option(3, "multi-fidelity reduction factor between rungs")
-    data: str | None = option(None, "training images (default: bundled photos)")
     eval_data: str | None = option(None, "selection images: the objectives (default: bundled eval photos)")
-    test_data: str | None = option(None, "reporting images: test_* figures, never selected by (default: bundled "
-                                         "test photos)")
     stage2_synthesis: str = option("stage1", "joint: stage 2 through the stage-1 g_s just trained, frozen "
                                              "(sequential: measured better and faster) or through the teacher's g_s "
                                              "(the factorized reading)", choices=STAGE2_SYNTHESIS)
-    size: tuple[int, int] = option((768, 512), "WIDTHxHEIGHT where MACs (and decode time) are counted",
-                                   parse=parse_size, metavar="WxH")
     enqueue_presets: bool = option(True, "do not enqueue the paper's decoder and the teacher as the first trials",
                                    flag="--no-presets")
-    ray_address: str | None = option(None, "Ray cluster address (default: a local Ray)")
     cpus_per_trial: float = option(1.0, "CPUs Ray reserves per trial")
     gpus_per_trial: float | None = option(None, "GPUs Ray reserves per trial (default: with --device auto or cuda "
                                                 "and GPUs in the cluster, 1, or a share when trials outnumber them)")
@@ -260,3 +267,16 @@ def reference_params(part: str) -> dict:
     import space
 
     return {name: space.params_from_config(space.get_preset(name), part) for name in REFERENCES}
+
+
+@dataclass(kw_only=True)
+class Pick:
+    """Which trials of a study: K points along its front, given trials, or the best within a MAC budget (one of
+    them; none: the default pick of the command)."""
+
+    top: int | None = option(None, "K points spread along the Pareto front, from the cheapest to the best",
+                             metavar="K", group="pick")
+    trial: tuple[int, ...] | None = option(None, "these trials (a reference preset's too)", metavar="N",
+                                           group="pick")
+    budget: float | None = option(None, "the best candidate whose decoder needs at most GMACS", metavar="GMACS",
+                                  group="pick")

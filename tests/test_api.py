@@ -88,7 +88,7 @@ def _search_parser() -> argparse.ArgumentParser:
 
 def test_search_flags_are_exactly_the_declared_options():
     parser = _search_parser()
-    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config", "quiet")}  # not the spec's
     fields = {f.name: f for f in declared.options(SearchSpec)}
     assert set(actions) == set(fields)
     hints = {**__import__("typing").get_type_hints(SearchSpec)}
@@ -152,7 +152,7 @@ def test_a_bad_experiment_file_is_one_line_naming_the_field(tmp_path, text, fiel
 
 def test_flags_given_override_the_experiment_file(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(search, "run", lambda spec: seen.setdefault("spec", spec) and 1 / 0)
+    monkeypatch.setattr(search, "run", lambda spec, progress=True: seen.setdefault("spec", spec) and 1 / 0)
     monkeypatch.setattr(search.api, "resolve", lambda spec, say=print: spec)
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump({"study": "x", "trials": 5, "seed": 7, "size": "64x64", "flips": True}))

@@ -142,10 +142,10 @@ def test_memory_estimate_is_counted_without_allocating(tmp_path):
 
 
 def test_figure_commands(tmp_path, teacher_ckpt):
-    out = run_cli("figure", "layers", "paper", "--out", tmp_path, "--no-png").stdout.split()
+    out = run_cli("figure", "layers", "paper", "--out", tmp_path).stdout.split()
     assert out and all(p.endswith(".html") and (tmp_path / p.rsplit("/", 1)[-1]).is_file() for p in out)
     for model, label in (("paper", "random init"), (str(teacher_ckpt), "trained")):
-        html = run_cli("figure", "erf", model, "--latent", "8x8", "--out", tmp_path, "--no-png").stdout.split()[0]
+        html = run_cli("figure", "erf", model, "--latent", "8x8", "--out", tmp_path).stdout.split()[0]
         assert label in open(html).read()
 
 

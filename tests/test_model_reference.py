@@ -47,7 +47,7 @@ def test_every_command_takes_every_kind_of_model(kind, references, tmp_path):
     assert json.loads((tmp_path / "e.json").read_text())["results"]["bpp"][0] > 0
     r = json.loads(run_cli("complexity", ref, "--json", "--convention", "thop").stdout)
     assert abs(r["decoder"]["macs"] / 1e9 - 145.71) < 0.01
-    run_cli("figure", "erf", ref, "--latent", "8x8", "--out", tmp_path, "--no-png")
+    run_cli("figure", "erf", ref, "--latent", "8x8", "--out", tmp_path)
     run_cli("train", "stage1", "--teacher", ref, "--decoder", "paper", "--schedule", "smoke", "--steps", "1",
             "--out", tmp_path / "s1", "--cache", tmp_path / "cache", "--quiet", "--device", "cpu", "--loader-workers", "0")
     assert (tmp_path / "s1" / "codec.pt").is_file()

@@ -96,7 +96,7 @@ def test_two_separately_started_workers_share_a_postgres_study(tmp_path, smoke_t
     assert sorted(df[pareto_mask(df, "synthesis")]["number"]) == front_optuna
     # every command takes the same storage URL
     assert "COMPLETE" in run_cli("results", name, "--storage", fresh_db, "--root", tmp_path).stdout
-    run_cli("pareto", name, "--storage", fresh_db, "--root", tmp_path, "--no-png")
+    run_cli("pareto", name, "--storage", fresh_db, "--root", tmp_path)
     run_cli("export", name, "--storage", fresh_db, "--root", tmp_path)
 
 

@@ -266,7 +266,7 @@ def test_factorized_fronts_combine_into_real_codecs(tmp_path, smoke_teacher):
     # beside a joint study: the paper's and the teacher's decoders were trained both ways
     run_optuna(SearchSpec(study="jo", part="joint", schedule="smoke", teacher=smoke_teacher, root=str(tmp_path),
                           trials=2, enqueue_presets=True))
-    out = run_cli("factorize", "sy", "hy", "--root", tmp_path, "--joint", "jo", "--no-png").stdout
+    out = run_cli("factorize", "sy", "hy", "--root", tmp_path, "--joint", "jo").stdout
     same = pd.read_csv(tmp_path / "sy+hy" / "vs-jo.csv")
     assert set(same["preset"]) == {"paper", "teacher"}
     assert (same["predicted_bpp"] > 0).all() and (same["joint_psnr"] > 0).all()
@@ -301,8 +301,8 @@ def test_latency_objective_measures_before_training_and_prunes_over_budget(tmp_p
     assert len(done) >= 1 and (done["decoder_ms"] <= budget).all()
     # the front is the study's own (PSNR vs ms); the plot can be drawn on either axis
     assert list(pareto_mask(done, "synthesis", "latency")) == list(done["pareto"])
-    run_cli("pareto", "t", "--root", tmp_path, "--no-png")
-    run_cli("pareto", "t", "--root", tmp_path, "--no-png", "--x", "macs")
+    run_cli("pareto", "t", "--root", tmp_path)
+    run_cli("pareto", "t", "--root", tmp_path, "--x", "macs")
 
 
 def test_worker_zero_on_two_machines_draws_different_configs(tmp_path, smoke_teacher, monkeypatch):

@@ -21,6 +21,7 @@ from ..errors import CheckpointError
 from ..files import copy_file, save_torch
 from ..models import ENTROPY_TABLES, LicCodec
 from ..models.meta import model_to_load
+from ..options import DEFAULT_SEED
 
 FORMAT = "asymllic-codec"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
@@ -196,7 +197,7 @@ def weights_digest(model: LicCodec) -> bytes:
     return _hash(model.state_dict()).digest()[:8]
 
 
-def new_codec(config: CodecConfig, seed: int = 0) -> LicCodec:
+def new_codec(config: CodecConfig, seed: int = DEFAULT_SEED) -> LicCodec:
     """An untrained codec with its entropy tables built (enough to code real files)."""
     torch.manual_seed(seed)
     model = LicCodec(config)

@@ -15,6 +15,7 @@ import space
 
 from ..errors import CheckpointError
 from .checkpoint import CHECKPOINT_SUFFIXES, config_of, load_codec, new_codec, read_checkpoint
+from ..options import DEFAULT_SEED
 
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -56,7 +57,7 @@ def is_trained(ref: str | Path) -> bool:
 
 
 def load_model(ref: str | Path, device="cpu", size: tuple | None = None, limits=None, decoding: bool = False,
-               seed: int = 0):
+               seed: int = DEFAULT_SEED):
     """A ready-to-code model from any reference (a checkpoint's weights, or seeded untrained weights); with
     ``size`` = (width, height) it is first checked against ``limits`` (see ``load_codec``)."""
     ckpt = checkpoint_file(ref)

@@ -6,9 +6,10 @@ import torch
 from space import LATENT_CHANNELS
 
 from ..models import LicCodec
+from ..options import DEFAULT_SEED
 
 
-def effective_receptive_field(model: LicCodec, latent_hw: tuple = (16, 16), samples: int = 4, seed: int = 0) -> np.ndarray:
+def effective_receptive_field(model: LicCodec, latent_hw: tuple = (16, 16), samples: int = 4, seed: int = DEFAULT_SEED) -> np.ndarray:
     """|d x_hat[centre] / d y_hat|, summed over channels and averaged over random latents: (h, w), max 1.
 
     The centre output pixel's gradient with respect to every latent position shows how far g_s

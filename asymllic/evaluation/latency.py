@@ -21,6 +21,7 @@ from .. import cuda
 from ..codec.coding import entropy_model
 from ..device import exact_kernels, pick_device, with_index
 from ..models import LicCodec
+from ..options import DEFAULT_SEED
 
 
 @contextmanager
@@ -53,7 +54,7 @@ def _timed(fn, device: torch.device) -> float:
 
 
 def decode_latency(config: CodecConfig, size: tuple = (768, 512), device: str = "cpu", threads: int | None = None,
-                   repeats: int = 5, warmup: int = 1, seed: int = 0) -> dict:
+                   repeats: int = 5, warmup: int = 1, seed: int = DEFAULT_SEED) -> dict:
     """{"decoder_ms": median, "decoder_ms_min", "decoder_ms_max", "latency_target"} at ``size`` = (width, height)."""
     dev = with_index(pick_device(device))
     pad = config.pad_multiple()

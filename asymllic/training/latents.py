@@ -39,6 +39,7 @@ from ..data import Batches, ImageSet
 from ..device import fp32
 from ..files import write_text
 from ..models import LicCodec
+from ..options import DEFAULT_SEED
 
 ARRAYS = ("x", "y", "y_hat")
 META = "meta.json"
@@ -89,7 +90,7 @@ class LatentCache:
         idx = np.sort(idx)  # reading in file order touches fewer pages
         return tuple(torch.from_numpy(np.ascontiguousarray(self.arrays[k][idx])) for k in ARRAYS)
 
-    def batch_at(self, step: int, batch: int, seed: int = 0, device: torch.device | str = "cpu") -> tuple:
+    def batch_at(self, step: int, batch: int, seed: int = DEFAULT_SEED, device: torch.device | str = "cpu") -> tuple:
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         idx = torch.randint(0, len(self), (batch,), generator=gen).numpy()
         rows, device = self.rows(idx), torch.device(device)
@@ -152,7 +153,7 @@ def _data_key(paths: list, crop: int, count: int, seed: int) -> str:
 
 
 @torch.no_grad()
-def latent_cache(teacher: LicCodec, images: ImageSet, crop: int, count: int, root: str | Path, seed: int = 0,
+def latent_cache(teacher: LicCodec, images: ImageSet, crop: int, count: int, root: str | Path, seed: int = DEFAULT_SEED,
                  chunk: int = 8, workers: int = 0, progress: bool = True) -> LatentCache:
     """Open the cache for (teacher, crops), or build it: g_a and the entropy path run once per crop, in fp32."""
     from tqdm import tqdm

@@ -28,7 +28,8 @@ from ..device import pick_device, pick_precision, prepare, with_index
 from ..errors import AsymllicError
 from ..evaluation.metrics import distortion_loss, rd_loss
 from ..models import ENTROPY_TABLES, HYPERPRIOR_PARTS, LicCodec
-from ..options import DEFAULT_LMBDA, RunOptions, teacher_dir
+from ..options import (CACHE_DIR, DEFAULT_LMBDA, DEFAULT_ROOT, DEFAULT_SCHEDULE, DEFAULT_SEED, RunOptions,
+                       teacher_dir)
 from .inherit import check_mode, inherit
 from .latents import FrozenOnTheFly, latent_cache, plan_latents
 from .loop import LoopSpec, run_loop
@@ -44,8 +45,8 @@ class StageRun(RunOptions):
     loading, latent cache, inherit: ``asymllic.options.RunOptions``) are keyword arguments."""
 
     out_dir: Path
-    cache_root: Path = Path("results/cache")
-    seed: int = 0
+    cache_root: Path = Path(DEFAULT_ROOT) / CACHE_DIR
+    seed: int = DEFAULT_SEED
     progress: bool = True
 
     def __post_init__(self):
@@ -125,24 +126,70 @@ def train_teacher(config: CodecConfig, schedule: Schedule, lmbda: float, data: s
                                 "data": batches.report.summary()})
 
 
-def train_teacher_at(schedule: str = "cpu", lmbda: float = DEFAULT_LMBDA, *, config: str | CodecConfig = "teacher",
-                     root: str | Path = "results", out: str | Path | None = None, data: str | None = None,
-                     steps: int | None = None, batch: int | None = None, seed: int = 0,
-                     cache: str | Path | None = None, progress: bool = True, **run_options) -> Path:
+def _run_at(out: Path, root: str | Path, cache: str | Path | None, seed: int, progress: bool, run_options: dict):
+    run = StageRun(out, Path(cache) if cache is not None else Path(root) / CACHE_DIR, seed, progress, **run_options)
+    run.resolved()  # CUDA asked for where there is none: one line now, not after the data is listed
+    return run
+
+
+def train_teacher_at(schedule: str = DEFAULT_SCHEDULE, lmbda: float = DEFAULT_LMBDA, *,
+                     config: str | CodecConfig = "teacher", root: str | Path = DEFAULT_ROOT,
+                     out: str | Path | None = None, data: str | None = None, steps: int | None = None,
+                     batch: int | None = None, seed: int = DEFAULT_SEED, cache: str | Path | None = None,
+                     progress: bool = True, **run_options) -> Path:
     """Train a teacher as ``asymllic teacher train`` does and return its checkpoint: the schedule by name
     (``batch`` overrides its batch size, ``steps`` its step count), ``config`` a preset, config file or model
     reference (default TCM-small), into ``out`` (default ``asymllic.options.teacher_dir(schedule, lmbda, root)``,
-    where ``search.resolve`` looks for a study's default teacher). ``cache``: the latent cache folder (default
-    ``<root>/cache``); ``run_options``: ``asymllic.options.RunOptions`` fields (device, precision, ...). A run
-    already in ``out`` resumes. A device this machine lacks is one line before the data is listed."""
+    where ``search.resolve`` and :func:`train_stage_at` look for a default teacher). ``cache``: the latent cache
+    folder (default ``<root>/cache``); ``run_options``: ``asymllic.options.RunOptions`` fields (device, precision,
+    ...). A run already in ``out`` resumes. A device this machine lacks is one line before the data is listed."""
     from .schedules import get_schedule
 
     plan = get_schedule(schedule, batch=batch)
-    run = StageRun(Path(out) if out is not None else teacher_dir(schedule, lmbda, root),
-                   Path(cache) if cache is not None else Path(root) / "cache", seed, progress, **run_options)
-    run.resolved()  # CUDA asked for where there is none: one line now, not after the data is listed
+    run = _run_at(Path(out) if out is not None else teacher_dir(schedule, lmbda, root), root, cache, seed, progress,
+                  run_options)
     cfg = config if isinstance(config, CodecConfig) else resolve_config(config)
     return train_teacher(cfg, plan, lmbda, data, run, steps)
+
+
+def default_teacher(schedule: str, lmbda: float, root: str | Path = DEFAULT_ROOT) -> Path:
+    """The teacher :func:`train_teacher_at` writes by default for ``schedule`` and ``lmbda`` under ``root``, or a
+    one-line error saying how to train it."""
+    import shlex
+
+    path = teacher_dir(schedule, lmbda, root) / CODEC_FILE
+    if not path.is_file():
+        words = ["asymllic", "teacher", "train", "--schedule", schedule]
+        words += [] if lmbda == DEFAULT_LMBDA else ["--lmbda", f"{lmbda:g}"]
+        words += [] if str(root) == DEFAULT_ROOT else ["--root", str(root)]
+        raise AsymllicError(f"no teacher checkpoint at {path}; run '{shlex.join(words)}' or pass --teacher")
+    return path
+
+
+def train_stage_at(stage: str, config: str | CodecConfig, teacher: str | Path | None = None,
+                   schedule: str = DEFAULT_SCHEDULE, lmbda: float = DEFAULT_LMBDA, *, root: str | Path = DEFAULT_ROOT,
+                   out: str | Path | None = None, data: str | None = None, steps: int | None = None,
+                   batch: int | None = None, seed: int = DEFAULT_SEED, cache: str | Path | None = None,
+                   synthesis_from: str | Path | None = None, progress: bool = True, **run_options) -> Path:
+    """Train ``stage`` (``"stage1"``: the synthesis part of ``config``; ``"stage2"``: its hyperprior path, through
+    the g_s of the stage-1 checkpoint ``synthesis_from`` if given) on the frozen ``teacher`` (default: the one
+    :func:`train_teacher_at` writes for ``schedule`` and ``lmbda`` under ``root``), as ``asymllic train stage1|
+    stage2`` does, and return its checkpoint. ``out`` defaults to ``<root>/<stage>/<config id>-<schedule>-<lmbda>``;
+    the other arguments are :func:`train_teacher_at`'s."""
+    from .schedules import get_schedule
+
+    if stage not in ("stage1", "stage2"):
+        raise AsymllicError(f"unknown stage {stage!r}; choose stage1 or stage2")
+    if synthesis_from is not None and stage != "stage2":
+        raise AsymllicError("synthesis_from is for stage 2 (the stage-1 g_s it trains through)")
+    cfg = config if isinstance(config, CodecConfig) else resolve_config(config)
+    teacher = teacher if teacher is not None else default_teacher(schedule, lmbda, root)
+    plan = get_schedule(schedule, batch=batch)
+    folder = Path(out) if out is not None else Path(root) / stage / f"{config_id(cfg)}-{schedule}-{lmbda:g}"
+    run = _run_at(folder, root, cache, seed, progress, run_options)
+    if stage == "stage1":
+        return train_stage1(teacher, cfg, plan, lmbda, data, run, steps)
+    return train_stage2(teacher, cfg, plan, lmbda, data, run, steps, synthesis_from=synthesis_from)
 
 
 def _freeze_all_but(model: LicCodec, prefixes: tuple) -> list:

@@ -1,7 +1,12 @@
 """Per-layer MACs of a component, teacher against candidate (the paper's Fig. 3e)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
+
+from asymllic.options import DEFAULT_ROOT, DEFAULT_SIZE
+
+FIGURES_DIR = "figures"  # <root>/figures: where the model figures go by default
 
 
 class LayerBars(NamedTuple):
@@ -55,3 +60,31 @@ def block_types(config, component: str = "g_s") -> dict:
     model = meta_model(config)
     root = getattr(model, component)
     return {f"{component}.{i}": type(m).__name__ for i, m in enumerate(root)}
+
+
+def write_layers_figure(candidate: str, baseline: str = "teacher", component: str = "g_s",
+                        size: tuple = DEFAULT_SIZE, convention: str = "thop", out: str | Path | None = None,
+                        root: str | Path = DEFAULT_ROOT, png: bool = False) -> list:
+    """The paper's Fig. 3e as ``asymllic figure layers`` draws it: MACs per block of ``component`` of the model
+    references ``baseline`` and ``candidate`` at ``size`` (``convention``: the paper's thop figures, or exact),
+    written as ``layers_<component>_<baseline>_vs_<candidate>.html`` (with ``png`` also PNG) into ``out``
+    (default ``<root>/figures``). Returns the paths."""
+    from asymllic.codec.reference import resolve_config
+    from asymllic.complexity import count
+
+    from .io import write_figure
+
+    reports, names = {}, {}
+    for ref in (baseline, candidate):
+        cfg = resolve_config(ref)
+        reports[ref] = count(cfg, size, convention, name=ref)
+        names[ref] = block_types(cfg, component) if component != "hyperprior" else {}
+    fig = layer_macs_figure(reports, component, names)
+    folder = Path(out) if out is not None else Path(root) / FIGURES_DIR
+    stem = folder / f"layers_{component}_{slug(baseline)}_vs_{slug(candidate)}"
+    return write_figure(fig, stem, png=png, width=1400, height=560)
+
+
+def slug(ref: str) -> str:
+    """A model reference as part of a file name: a file's stem, or a preset's name without slashes."""
+    return Path(ref).stem if Path(ref).exists() else ref.replace("/", "_")
