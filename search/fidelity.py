@@ -1,13 +1,18 @@
-"""How short can candidates train and still be ranked right? Given each candidate's score at a ladder of
-step counts (one row per candidate and rung: ``name``, ``rung``, ``gmacs`` and a score column), compare each
-rung's ranking with the longest rung's (Spearman, Kendall) and measure the regret of choosing by it.
-``bench/fidelity.py`` trains the ladder; this module only reads its table.
+"""How short can candidates train and still be ranked right? Read a rung table, the one ``bench/fidelity.py``
+writes (``rungs.csv``): one row per candidate and rung with ``name``, ``rung`` (training steps), ``gmacs`` and a
+score column (``psnr`` by default; ``maximise=False`` for a score where lower is better, such as bpp or RD cost),
+and optionally ``seed``. Nothing here trains or writes files: each function takes such a table and returns
+pandas tables, names, numbers or text:
+
+- ``agreement``: per rung, Spearman and Kendall correlation of its ranking with the longest rung's, the ``regret``
+  of choosing by it (score lost at the longest rung) and where its winner ends there;
+- ``seed_means``: the table averaged over seeds; ``front``: the names on a rung's score-MACs Pareto front.
 
 With a ``seed`` column the table holds several training seeds per candidate and rung (a table without it is one
 seed). Then the rankings compare seed means, and the seed-to-seed noise is measured against them: the spread of each
 candidate's score over seeds (``spread``), a bootstrap interval on each rung's rank agreement (``seed_agreement``),
-the candidate pairs whose difference at the longest rung stands out of that noise (``pairs``), and a plain summary
-(``seeded_report``).
+the candidate pairs whose difference at the longest rung stands out of that noise (``pairs``: Welch t tests), and
+all of these with a plain summary in words (``seeded_report``: a ``SeededReport``).
 """
 from __future__ import annotations
 

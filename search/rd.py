@@ -2,15 +2,15 @@
 decoder trained on each (stage 1, then stage 2 through that stage-1 g_s, then combined), the combined codec and
 the teacher itself evaluated on the same photos.
 
-Writes, in ``out`` (default ``<root>/rd/<config id>/``): ``rd-decoder.json`` and ``rd-teacher.json``
-(CompressAI's results format, one point per lambda, sorted by bpp, with the lambdas in ``results.lmbda``),
-``bd.csv`` (BD-rate and BD-PSNR of the decoder against the teacher and each anchor, and of the teacher against
-each anchor) and ``rd.html`` (PSNR against bpp; ``png`` also ``rd.png``). Each lambda trains in
+Writes, in ``out`` (default ``<root>/rd/<config id>/``, through :mod:`search.rd_report`): ``rd-decoder.json`` and
+``rd-teacher.json`` (CompressAI's results format, one point per lambda, sorted by bpp, with the lambdas in
+``results.lmbda``), ``bd.csv`` (BD-rate and BD-PSNR of the decoder against the teacher and each anchor, and of the
+teacher against each anchor) and ``rd.html`` (PSNR against bpp; ``png`` also ``rd.png``). Each lambda trains in
 ``points/lambda-<lambda>/`` and is kept when done (``point.json``, written last, atomically): a rerun skips the
-finished lambdas and resumes the others from their finished stages and training states. ``backend="ray"``
-trains the lambdas at once as Ray tasks (a local Ray, or the cluster at ``ray_address``), each on a GPU of its
-own where the cluster has GPUs (as a Ray search reserves them); the folders are the same, so either backend
-resumes what the other left.
+finished lambdas and resumes the others from their finished stages and training states. ``backend="ray"`` trains
+the lambdas at once as Ray tasks (a local Ray, or the cluster at ``ray_address``), each on a GPU of its own where
+the cluster has GPUs (as a Ray search reserves them); the folders are the same, so either backend resumes what the
+other left.
 
 A teacher's lambda comes from ``lmbdas`` (one per teacher), else from its checkpoint's meta (``lmbda``: the
 teachers this project trains), else from its file name when that holds one of the lambdas of TCM's N=64 models
@@ -25,16 +25,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 import space
+
+from .rd_report import bd_table, curves, write_report
 
 TCM_LAMBDAS = (0.0025, 0.0035, 0.0067, 0.013, 0.025, 0.05)  # LIC_TCM's released MSE models, N=64 ("small")
 POINTS_DIR = "points"
 POINT_FILE = "point.json"
 KEY_FILE = "key.json"
-DECODER_JSON, TEACHER_JSON, BD_CSV, FIGURE = "rd-decoder.json", "rd-teacher.json", "bd.csv", "rd"
 BACKENDS = ("local", "ray")  # local: one lambda after another in this process; ray: the lambdas at once
 
 
@@ -139,44 +139,6 @@ def load_anchor(anchor) -> dict:
         raise space.ConfigError("anchors", f"{anchor if not isinstance(anchor, dict) else d.get('name')}: not in "
                                            "CompressAI's results format (results.bpp and results.psnr-rgb)")
     return d
-
-
-# -- BD figures ----------------------------------------------------------------------------------------------
-
-def bd_psnr(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
-    """BD-PSNR (dB) of ``test`` against ``anchor`` (akima, points need not match); positive is better."""
-    import bjontegaard as bd
-
-    ra, da = anchor["results"]["bpp"], anchor["results"][metric]
-    rt, dt = test["results"]["bpp"], test["results"][metric]
-    if len(rt) < 2 or len(ra) < 2:
-        raise ValueError(f"BD-PSNR needs at least 2 RD points per curve ({test.get('name')!r}: {len(rt)}, "
-                         f"{anchor.get('name')!r}: {len(ra)})")
-    return float(bd.bd_psnr(ra, da, rt, dt, method="akima", require_matching_points=False))
-
-
-def bd_row(test: dict, anchor: dict, metric: str = "psnr-rgb") -> dict:
-    """BD-rate (%) and BD-PSNR (dB) of ``test`` against ``anchor``; a figure that cannot be had (too few points,
-    curves that do not overlap) is nan with the reason in ``note``."""
-    import warnings
-
-    from asymllic.evaluation.evaluate import bd_rate
-
-    row = {"test": test.get("name"), "anchor": anchor.get("name"), "bd_rate_pct": math.nan, "bd_psnr_db": math.nan,
-           "note": ""}
-    notes = []
-    for key, fn in (("bd_rate_pct", bd_rate), ("bd_psnr_db", bd_psnr)):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                row[key] = float(fn(anchor, test, metric))
-            except Exception as e:  # noqa: BLE001 - bjontegaard's errors: too few points, no overlap, not monotonic
-                notes.append(f"{key}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-        notes += [f"{key}: {w.message}" for w in caught]
-    if len(test["results"]["bpp"]) < 2:
-        notes = [f"one RD point in {test.get('name')!r}: give teachers of several lambdas for BD figures"]
-    row["note"] = "; ".join(dict.fromkeys(notes))
-    return row
 
 
 # -- one lambda ----------------------------------------------------------------------------------------------
@@ -342,12 +304,7 @@ def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequ
     ``steps``: each stage's steps, ``batch`` its crops per step (default: the schedule's). Finished lambdas are
     read back, not retrained. ``backend``: ``local`` (one lambda after another here) or ``ray`` (all at once as
     Ray tasks; ``gpus_per_point`` GPUs each, by default one where the cluster has GPUs)."""
-    from asymllic.evaluation.evaluate import merge_points
-    from asymllic.files import write_text
     from asymllic.training import get_schedule
-
-    from .plots.io import write_figure
-    from .plots.rd import rd_figure
 
     get_schedule(schedule)  # an unknown schedule: one line, before anything is read
     cfg = decoder_config(decoder)
@@ -393,19 +350,8 @@ def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequ
         for i, (lam, teacher, where) in enumerate(jobs, 1):
             points.append(held[lam] or point(cfg, teacher, lam, where, opts))
             tell(i, lam, points[-1])
-    photos = test_data or "bundled test photos"
-    dec_curve = merge_points([p["decoder"] for p in points], label,
-                             f"decoder {cid} trained on each teacher ({schedule} schedule), evaluated on {photos}")
-    tea_curve = merge_points([p["teacher"] for p in points], "teacher", f"the teachers themselves, on {photos}")
-    rows = [bd_row(dec_curve, tea_curve)] + [bd_row(dec_curve, a) for a in anchor_curves] + \
-        [bd_row(tea_curve, a) for a in anchor_curves]
-    bd = pd.DataFrame(rows, columns=["test", "anchor", "bd_rate_pct", "bd_psnr_db", "note"])
-    files = [write_text(json.dumps(dec_curve, indent=1), folder / DECODER_JSON),
-             write_text(json.dumps(tea_curve, indent=1), folder / TEACHER_JSON),
-             write_text(bd.to_csv(index=False), folder / BD_CSV)]
-    title = f"{label}: {len(points)} lambdas ({', '.join(f'{lam:g}' for lam, _ in pairs)})"
-    first = bd.iloc[0]
-    if np.isfinite(first["bd_rate_pct"]):
-        title += f"; BD-rate vs teacher {first['bd_rate_pct']:+.2f} %"
-    files += write_figure(rd_figure([dec_curve, tea_curve], anchor_curves, title=title), folder / FIGURE, png=png)
+    dec_curve, tea_curve = curves(points, label, f"decoder {cid} trained on each teacher ({schedule} schedule)",
+                                  test_data or "bundled test photos")
+    bd = bd_table(dec_curve, tea_curve, anchor_curves)
+    files = write_report(dec_curve, tea_curve, anchor_curves, bd, [lam for lam, _ in pairs], folder, png)
     return RDResult(dec_curve, tea_curve, anchor_curves, bd, folder, files, trained)

@@ -163,7 +163,7 @@ def bd_rows(exp: dict) -> pd.DataFrame:
 
     import json
 
-    from asymllic.evaluation.evaluate import BDOverlapWarning, bd_rate
+    from asymllic.evaluation.bd import BDOverlapWarning, bd_overlap, bd_rate
 
     from .rd import load_anchor
 
@@ -191,8 +191,6 @@ def bd_rows(exp: dict) -> pd.DataFrame:
                     row["bd_rate_pct"] = bd_rate(anchor, curve, exp["metric"])
                 except ValueError as e:
                     row["note"] = str(e).splitlines()[0]
-            from asymllic.evaluation.evaluate import bd_overlap
-
             row["overlap_pct"] = 100 * bd_overlap(anchor, curve, exp["metric"])[0]
             notes = [str(w.message) for w in caught if issubclass(w.category, BDOverlapWarning)]
             if math.isfinite(row["bd_rate_pct"]):

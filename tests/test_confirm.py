@@ -15,7 +15,8 @@ import pytest
 
 import space
 from conftest import ROOT
-from search.confirm import MD, RECORD_FILE, confirm, decoders, open_study_frame, run_folder, seed_list
+from search.confirm import RECORD_FILE, confirm, decoders, open_study_frame, run_folder, seed_list
+from search.confirm_report import MD
 from search.optuna_backend import run_optuna
 from search.spec import SearchSpec
 from search.verdicts import CONFIRM_DIR, CSV, Paired, paired, t_quantile, verdict, verdict_for

@@ -86,3 +86,14 @@ def test_building_the_parser_imports_no_heavy_library():
             "print(sorted(m for m in ('torch', 'optuna', 'ray', 'plotly', 'pandas', 'compressai') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_report_module_imports_nothing_of_the_module_that_runs_it():
+    """search/<name>_report.py (tables, Markdown, figures) is imported by search/<name>.py (the running: studies,
+    training, Ray), never the other way round."""
+    reports = sorted((ROOT / "search").glob("*_report.py"))
+    assert reports
+    for path in reports:
+        runner = "search." + path.stem[: -len("_report")]
+        assert (ROOT / "search" / f"{path.stem[: -len('_report')]}.py").is_file(), path
+        assert not [n for n in _imports(path) if n == runner or n.startswith(runner + ".")], path

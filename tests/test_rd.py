@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 import space
+from asymllic.evaluation.bd import bd_psnr, bd_row
 from conftest import photo
-from search.rd import (BD_CSV, DECODER_JSON, POINT_FILE, TEACHER_JSON, bd_psnr, bd_row, lambda_folder, load_anchor,
-                       rd_curve, teacher_lambda, teachers_by_lambda)
+from search.rd import POINT_FILE, lambda_folder, load_anchor, rd_curve, teacher_lambda, teachers_by_lambda
+from search.rd_report import BD_CSV, DECODER_JSON, TEACHER_JSON
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,33 @@ def test_bd_psnr_and_rows():
     assert math.isnan(one["bd_rate_pct"]) and math.isnan(one["bd_psnr_db"]) and "one RD point" in one["note"]
     with pytest.raises(ValueError, match="at least 2"):
         bd_psnr(anchor, curve([0.3], [31]))
+
+
+def test_bd_psnr_says_the_overlap_in_its_own_words():
+    """BD-PSNR integrates along log bpp: a small common bpp range is one BDOverlapWarning in this project's words,
+    no common range a ValueError; bjontegaard's own warnings never come through, in a row's note either."""
+    import warnings
+
+    from asymllic.evaluation.bd import PSNR, BDOverlapWarning, bd_overlap
+
+    anchor = curve([0.1, 0.2, 0.4], [28, 30, 32], "a")
+    shifted = curve([0.3, 0.6, 1.2], [31, 33, 35], "b")
+    share, common, union = bd_overlap(anchor, shifted, figure=PSNR)
+    assert share == pytest.approx(np.log10(0.4 / 0.3) / np.log10(1.2 / 0.1))
+    assert common == pytest.approx((0.3, 0.4)) and union == pytest.approx((0.1, 1.2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert math.isfinite(bd_psnr(anchor, shifted))
+    assert [w.category for w in caught] == [BDOverlapWarning] and caught[0].filename == __file__
+    assert str(caught[0].message).startswith("overlap 12 % of the curves' joint log bpp range (0.300-0.400 bpp")
+    far = curve([2, 4], [30, 31])
+    with pytest.raises(ValueError, match="do not overlap in log bpp"):
+        bd_psnr(anchor, far)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row, apart = bd_row(shifted, anchor), bd_row(far, anchor)
+    assert "the BD-PSNR averages over that part only" in row["note"] and "no BD-PSNR" in apart["note"]
+    assert not [n for n in (row["note"], apart["note"]) if "bjontegaard" in n or "overlap:" in n or "Curves" in n]
 
 
 def test_teacher_lambdas_and_bad_inputs(teachers, tmp_path):

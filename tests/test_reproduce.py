@@ -68,7 +68,7 @@ def test_table1_from_the_packaged_curves_is_within_3_points_or_says_why(tmp_path
 
 
 def test_bdrate_says_the_overlap_in_its_own_words():
-    from asymllic.evaluation.evaluate import BDOverlapWarning, bd_rate, overlap_note
+    from asymllic.evaluation.bd import BDOverlapWarning, bd_rate, overlap_note
     from search.rd import load_anchor
 
     bpg, tcm = load_anchor("bpg_444_x265_ycbcr"), load_anchor("paper-tcm-small_mse")

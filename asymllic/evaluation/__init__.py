@@ -1,1 +1,2 @@
-"""Evaluation: RD points on an image set, metrics, decode latency, receptive fields."""
+"""Evaluation: RD points on an image set, BD-rate and BD-PSNR between RD curves, metrics, decode latency,
+receptive fields."""

@@ -2,9 +2,9 @@
 
 Results are written in CompressAI's JSON format (``name``, ``description``, ``results`` with lists
 ``psnr-rgb``, ``ms-ssim-rgb``, ``bpp``, ``encoding_time``, ``decoding_time``), one point per model, so
-CompressAI's plot tool and the BD-rate helpers here read them. ``bpp`` counts the entropy-coded payload,
-as CompressAI and LIC_TCM do (and BD-rates use it); ``file_bpp`` the whole ``.alic`` file (header,
-lengths and CRC included).
+CompressAI's plot tool and the BD-rate and BD-PSNR of ``asymllic.evaluation.bd`` read them. ``bpp`` counts the
+entropy-coded payload, as CompressAI and LIC_TCM do (and BD figures use it); ``file_bpp`` the whole ``.alic``
+file (header, lengths and CRC included).
 """
 from __future__ import annotations
 
@@ -144,58 +144,3 @@ def merge_points(runs: list, name: str, description: str = "") -> dict:
 
 def load_results(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
-
-
-MIN_OVERLAP = 0.75  # below this share of common range, a BD figure averages over a small part of the curves
-
-
-class BDOverlapWarning(UserWarning):
-    """Two RD curves overlap little: the BD figure averages over the common part only (said in one line)."""
-
-
-def bd_overlap(anchor: dict, test: dict, metric: str = "psnr-rgb") -> tuple:
-    """(share, common, union) of the two curves along ``metric``, the axis BD-rate integrates over (bjontegaard's
-    measure): the common range of both curves over the range either covers; ``common`` and ``union`` are
-    (low, high) pairs, ``common`` None when they do not overlap."""
-    a, t = anchor["results"][metric], test["results"][metric]
-    lo, hi = max(min(a), min(t)), min(max(a), max(t))
-    union = (min(min(a), min(t)), max(max(a), max(t)))
-    width = union[1] - union[0]
-    share = max(hi - lo, 0.0) / width if width > 0 else 0.0
-    return share, ((lo, hi) if hi > lo else None), union
-
-
-def overlap_note(anchor: dict, test: dict, metric: str = "psnr-rgb") -> str:
-    """One line when the curves overlap on less than ``MIN_OVERLAP`` of their joint ``metric`` range, else ""."""
-    share, common, union = bd_overlap(anchor, test, metric)
-    if share >= MIN_OVERLAP:
-        return ""
-    unit = " dB" if metric.startswith("psnr") else ""
-    if common is None:
-        return f"the curves do not overlap in {metric} ({union[0]:.2f}-{union[1]:.2f}{unit} between them): no BD-rate"
-    return (f"overlap {100 * share:.0f} % of the curves' joint {metric} range ({common[0]:.2f}-{common[1]:.2f}{unit} "
-            f"of {union[0]:.2f}-{union[1]:.2f}{unit}); the BD-rate averages over that part only")
-
-
-def bd_rate(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
-    """BD-rate (%) of ``test`` against ``anchor`` (akima, points need not match); negative is better. Curves that
-    overlap on less than ``MIN_OVERLAP`` of their joint ``metric`` range give a ``BDOverlapWarning`` in this
-    project's words (``overlap_note``); curves that do not overlap are a ValueError. bjontegaard's own warnings
-    never pass through."""
-    import warnings
-
-    import bjontegaard as bd
-
-    ra, da = anchor["results"]["bpp"], anchor["results"][metric]
-    rt, dt = test["results"]["bpp"], test["results"][metric]
-    if len(rt) < 2:
-        raise ValueError(f"BD-rate needs at least 2 RD points in {test.get('name')!r} (got {len(rt)}); evaluate several lambdas")
-    note = overlap_note(anchor, test, metric)
-    if note and bd_overlap(anchor, test, metric)[1] is None:
-        raise ValueError(note)
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
-        value = float(bd.bd_rate(ra, da, rt, dt, method="akima", require_matching_points=False))
-    if note:
-        warnings.warn(note, BDOverlapWarning, stacklevel=2)
-    return value
