@@ -5,12 +5,10 @@ import json
 
 from dataclasses import dataclass
 
+from asymllic.evaluation.bd import METRIC
 from asymllic.options import MODEL_HELP, Device, Quiet, SizeLimits, option
 
 from .options import add_options
-
-METRIC = "psnr-rgb"  # the quality axis of the RD curves (CompressAI's results key)
-
 
 @dataclass(kw_only=True)
 class Evaluate(Device, SizeLimits, Quiet):
@@ -24,7 +22,7 @@ class Evaluate(Device, SizeLimits, Quiet):
 @dataclass(kw_only=True)
 class BDRate:
     anchor: tuple[str, ...] = option((), "anchor JSON (repeatable)", repeat=True)
-    kodak: bool = option(False, "add BPG and VTM Kodak anchors from the packaged Kodak curves")
+    kodak: bool = option(False, "add the packaged BPG and VTM Kodak curves as anchors")
     metric: str = option(METRIC, "the quality key of the curves")
 
 
@@ -55,28 +53,17 @@ def run_eval(args) -> int:
 
 
 def run_bdrate(args) -> int:
+    import math
+
     from asymllic.errors import AsymllicError
-    import warnings
+    from asymllic.evaluation.bd import bd_rates
 
-    from asymllic.evaluation.evaluate import BDOverlapWarning, bd_rate, load_results
-
-    anchors = list(args.anchor or ())
-    if args.kodak:
-        from space.anchors import kodak_dir
-
-        anchors += [str(kodak_dir() / f) for f in ("bpg_444_x265_ycbcr.json", "vtm.json") if (kodak_dir() / f).exists()]
-    if not anchors:
-        raise AsymllicError("bdrate needs at least one --anchor (or --kodak)")
-    for test in args.test:
-        t = load_results(test)
-        for a in anchors:
-            with warnings.catch_warnings(record=True) as caught:  # an overlap note: said on the result's line
-                warnings.simplefilter("always")
-                try:
-                    value = f"{bd_rate(load_results(a), t, args.metric):+.2f} %"
-                except ValueError as e:
-                    value = f"n/a ({e})"
-            notes = [str(w.message) for w in caught if issubclass(w.category, BDOverlapWarning)]
-            print(f"{t.get('name', test)} vs {load_results(a).get('name', a)}: {value}"
-                  + "".join(f" ({n})" for n in notes))
+    try:
+        rows = bd_rates(args.test, args.anchor or (), args.metric, kodak=args.kodak)
+    except ValueError as e:
+        raise AsymllicError(f"{e} (--anchor JSON, or --kodak)") from None
+    for r in rows:
+        value = f"{r['bd_rate_pct']:+.2f} %" if not math.isnan(r["bd_rate_pct"]) else f"n/a ({r['note']})"
+        note = f" ({r['note']})" if r["note"] and not math.isnan(r["bd_rate_pct"]) else ""
+        print(f"{r['test']} vs {r['anchor']}: {value}{note}")
     return 0

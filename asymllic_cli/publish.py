@@ -23,19 +23,13 @@ def add_parsers(sub) -> None:
 
 
 def run_confirm(args) -> int:
-    import search
     from search.confirm import confirm
-    from search.export import pick
 
-    study = search.open(args.study, root=args.root, storage=args.storage)
-    spec, df = study.spec, study.trials()
-    picks = args.trial
-    if args.top is not None or args.budget is not None:
-        picks = pick(df, spec.part, top=args.top, budget=args.budget, cost=spec.objective)
     overrides = given(args, StudyOverrides)
     backend = overrides.pop("backend", None)
-    result = confirm(spec, picks, tuple(args.references), args.steps, args.seeds, factor=args.factor,
-                     backend=backend, overrides=overrides, png=args.png)
+    result = confirm(args.study, args.trial, args.references, args.steps, args.seeds, top=args.top,
+                     budget=args.budget, factor=args.factor, backend=backend, storage=args.storage, root=args.root,
+                     overrides=overrides, png=args.png, progress=not args.quiet)
     for _, row in result.summary.iterrows():
         print(f"{row['decoder']} ({row['config_id']}): {row.get('verdict') or 'reference'}")
     for path in result.files:
@@ -48,11 +42,10 @@ def run_rd(args) -> int:
 
     from search.rd import rd_curve
 
-    result = rd_curve(args.decoder, args.teachers, args.lmbdas, anchors=tuple(args.anchor or ()), schedule=args.schedule,
-                      steps=args.steps, batch=args.batch, data=args.data, test_data=args.test_data, out=args.out, root=args.root,
-                      name=args.name, seed=args.seed, device=args.device, precision=args.precision,
-                      backend=args.backend, ray_address=args.ray_address, gpus_per_point=args.gpus_per_point,
-                      png=args.png)
+    options = given(args, RD)
+    options["progress"] = not options.pop("quiet")
+    result = rd_curve(args.decoder, options.pop("teachers"), options.pop("lmbdas"),
+                      anchors=options.pop("anchor") or (), **options)
     with pd.option_context("display.width", 200):
         print(result.bd.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for path in result.files:

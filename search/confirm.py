@@ -25,22 +25,21 @@ import numpy as np
 import pandas as pd
 
 import space
+from asymllic.options import DEFAULT_ROOT
 
 from .candidate import base_config, complexity, train_and_evaluate
 from .confirm_report import write_report
-from .spec import REFERENCES, SearchSpec, reference_params
+from .options import FACTOR, SEEDS
+from .spec import BACKENDS, REFERENCES, SearchSpec, reference_params
 from .trial import COMPLETE, FAILED, TrialRecord, run_trial
 from .verdicts import CONFIRM_DIR, METRICS
 
-FACTOR = 4  # default confirmation steps: this many times the study's steps per candidate
-SEEDS = 3
 RECORD_FILE = "confirm.json"
-BACKENDS = ("optuna", "ray")
 
 
 # -- the study: the few places that know how a study and its spec are stored ---------------------------------
 
-def open_study_frame(study: str | SearchSpec, storage: str | None = None, root: str = "results") -> tuple:
+def open_study_frame(study: str | SearchSpec, storage: str | None = None, root: str = DEFAULT_ROOT) -> tuple:
     """(spec, trials frame) of a study, opened through :func:`search.open`: a name in ``root`` (and ``storage``),
     or the study a spec names. The spec is the one the study was searched with (as given, for a spec); an unknown
     study is a one-line error."""
@@ -57,7 +56,8 @@ def reads_trials(picks) -> bool:
     than configs alone."""
     if picks is None:
         return True
-    items = [picks] if not isinstance(picks, (list, tuple)) else picks
+    items = list(picks.values()) if isinstance(picks, dict) else [picks] if not isinstance(picks, (list, tuple)) \
+        else picks
     return not all(isinstance(p, (space.CodecConfig, space.SynthesisConfig, space.HyperpriorConfig)) for p in items)
 
 
@@ -96,7 +96,8 @@ def _row_decoder(row: pd.Series) -> Decoder:
 
 def decoders(spec: SearchSpec, df: pd.DataFrame | None, picks, references: Sequence[str]) -> list:
     """The decoders to confirm, picks first then references, each config once. ``picks``: trial numbers,
-    ``search.export.Pick`` records, trial rows or configs; None: the study's best candidate (export's default);
+    ``search.export.Pick`` records, trial rows or configs, or a mapping {name: config} (the name labels the
+    config's rows and progress lines); None: the study's best candidate (export's default);
     ``references``: preset names among ``REFERENCES``, built as the study built them."""
     for name in references:
         if name not in REFERENCES:
@@ -111,11 +112,12 @@ def decoders(spec: SearchSpec, df: pd.DataFrame | None, picks, references: Seque
             or hasattr(picks, "row"):
         picks = [picks]
     base = base_config(spec)
+    named = dict(picks) if isinstance(picks, dict) else {}
     out = []
-    for p in picks:
+    for name, p in (named.items() if named else ((None, p) for p in picks)):
         if isinstance(p, (space.CodecConfig, space.SynthesisConfig, space.HyperpriorConfig)):
             cfg = complete(p, spec.part, base)
-            out.append(Decoder(space.config_id(cfg), cfg, "pick"))
+            out.append(Decoder(name or space.config_id(cfg), cfg, "pick"))
         elif isinstance(p, (int, np.integer)):
             rows = df[df["number"] == int(p)] if df is not None and not df.empty else None
             if rows is None or rows.empty:
@@ -281,25 +283,34 @@ class ConfirmResult:
 
 
 def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[str] = REFERENCES,
-            steps: int | None = None, seeds: int | Iterable[int] = SEEDS, *, factor: int = FACTOR,
-            backend: str | None = None, storage: str | None = None, root: str = "results",
-            overrides: dict | None = None, evaluate: Callable = train_and_evaluate, png: bool = False,
-            progress: bool = True) -> ConfirmResult:
+            steps: int | None = None, seeds: int | Iterable[int] = SEEDS, *, top: int | None = None,
+            budget: float | None = None, factor: int = FACTOR, backend: str | None = None,
+            storage: str | None = None, root: str = DEFAULT_ROOT, overrides: dict | None = None,
+            evaluate: Callable = train_and_evaluate, png: bool = False, progress: bool = True) -> ConfirmResult:
     """Retrain ``picks`` and ``references`` with each of ``seeds`` for ``steps`` steps and compare them.
 
     ``study_or_spec``: a study name (in ``root``/``storage``) or its SearchSpec; the study's spec gives the
     teacher, lambda, data, schedule and device options, ``overrides`` replaces some (e.g. ``{"device": "cuda"}``).
-    ``picks``: trial numbers, ``search.export.pick`` records or configs (None: the study's best candidate).
+    ``picks``: trial numbers, ``search.export.pick`` records or configs, or {name: config} (None: the study's best
+    candidate); or
+    ``top`` K points along the study's front, or ``budget`` the best candidate within that many GMACs, as
+    ``search.export.pick`` chooses them (one of the three).
     ``steps``: default ``factor`` times the study's steps per candidate. ``backend``: ``optuna`` (runs one after
     the other in this process) or ``ray`` (a Ray Tune grid, ``workers`` at a time); default the study's.
     Finished runs are read back, not trained again. Writes confirm.csv, confirm.md, confirm_runs.csv and the
     figure (confirm.html; ``png`` also confirm.png) in ``<study>/confirm/``."""
     from asymllic.files import write_text
 
-    if isinstance(study_or_spec, SearchSpec) and not reads_trials(picks):
+    if sum(x is not None for x in (picks, top, budget)) > 1:
+        raise space.ConfigError("picks", "give trials, top or budget: one of them")
+    if isinstance(study_or_spec, SearchSpec) and not reads_trials(picks) and top is None and budget is None:
         spec, df = study_or_spec, None  # configs to confirm on a spec's settings: no study need be stored
     else:
         spec, df = open_study_frame(study_or_spec, storage, root)
+    if top is not None or budget is not None:
+        from .export import pick
+
+        picks = pick(df, spec.part, top=top, budget=budget, cost=spec.objective)
     if overrides:
         spec = replace(spec, **overrides)
     backend = backend or spec.backend

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asymllic.options import (Batch, Device, ExperimentFile, Png, Precision, Quiet, Root, Schedule, Seed, Steps,
-                              Teacher, TestData, TrainData, option)
+from asymllic.options import (Batch, Device, ExperimentFile, Png, Precision, Quiet, Root, RunOptions, Schedule, Seed,
+                              Steps, Teacher, TestData, TrainData, option)
 
 from .spec import OBJECTIVES, REFERENCES, Backend, Pick, RayAddress, StudyRef
 
@@ -71,7 +71,12 @@ class Confirm(StudyRef, Pick, Png, Quiet):
 
 
 @dataclass(kw_only=True)
-class RD(Root, Schedule, Steps, Batch, TrainData, TestData, Seed, Device, Precision, RayAddress, Png, Quiet):
+class RDTraining(RunOptions, Root, Schedule, Steps, Batch, TrainData, TestData, Seed):
+    """How ``rd`` trains and evaluates each lambda's decoder (``search.rd.rd_curve``'s keyword options)."""
+
+
+@dataclass(kw_only=True)
+class RD(RDTraining, RayAddress, Png, Quiet):
     teachers: tuple[str, ...] = option((), "one teacher checkpoint per lambda (ours or official LIC_TCM)",
                                        metavar="MODEL")
     lmbdas: tuple[float, ...] | None = option(None, "the teachers' lambdas, in order (default: read from each "
@@ -80,7 +85,7 @@ class RD(Root, Schedule, Steps, Batch, TrainData, TestData, Seed, Device, Precis
                                          "bpg_444_x265_ycbcr); repeatable", repeat=True, metavar="JSON")
     out: str | None = option(None, "output folder (default: <root>/rd/<config id>)")
     name: str | None = option(None, "the curve's name in the JSON and the plot")
-    backend: str = option("local", "local: one lambda after another here; ray: all lambdas at once as Ray tasks",
+    backend: str = option(RD_BACKENDS[0], "local: one lambda after another here; ray: all lambdas at once as Ray tasks",
                           choices=RD_BACKENDS)
     gpus_per_point: float | None = option(None, "with --backend ray: GPUs each lambda reserves (default: 1 where the "
                                                 "cluster has GPUs)")

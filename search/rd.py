@@ -29,13 +29,15 @@ import pandas as pd
 
 import space
 
+from asymllic.options import CACHE_DIR
+
+from .options import RD_BACKENDS, RDTraining
 from .rd_report import bd_table, curves, write_report
 
 TCM_LAMBDAS = (0.0025, 0.0035, 0.0067, 0.013, 0.025, 0.05)  # LIC_TCM's released MSE models, N=64 ("small")
 POINTS_DIR = "points"
 POINT_FILE = "point.json"
 KEY_FILE = "key.json"
-BACKENDS = ("local", "ray")  # local: one lambda after another in this process; ray: the lambdas at once
 
 
 def _error(message: str):
@@ -143,20 +145,8 @@ def load_anchor(anchor) -> dict:
 
 # -- one lambda ----------------------------------------------------------------------------------------------
 
-@dataclass
-class RDOptions:
-    """How each lambda's decoder is trained and evaluated."""
-    schedule: str = "cpu"
-    steps: int | None = None  # both stages (default: the schedule's stage-1 and stage-2 steps)
-    batch: int | None = None  # training crops per step (default: the schedule's)
-    data: str | None = None  # training images (default: bundled)
-    test_data: str | None = None  # the photos both codecs are evaluated on (default: bundled test split)
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    loader_workers: int | None = None
-    inherit: str = "none"
-    root: str = "results"  # its cache/ holds the teachers' latents
+class RDOptions(RDTraining):
+    """How each lambda's decoder is trained and evaluated (declared in ``search.options.RDTraining``)."""
 
     def training_schedule(self):
         from asymllic.training import get_schedule
@@ -219,8 +209,7 @@ def point(cfg: space.CodecConfig, teacher: Path, lmbda: float, folder: Path, opt
     s1_steps, s2_steps = opts.stage_steps()
 
     def run(stage: str) -> StageRun:
-        return StageRun(folder / stage, Path(opts.root) / "cache", opts.seed, progress, device=opts.device,
-                        precision=opts.precision, loader_workers=opts.loader_workers, inherit=opts.inherit)
+        return StageRun(folder / stage, Path(opts.root) / CACHE_DIR, opts.seed, progress, **opts.run_options())
 
     s1 = folder / "stage1" / CODEC_FILE  # a stage's codec is written when it is done: a finished stage is kept
     if not s1.is_file():
@@ -291,21 +280,24 @@ def lambda_folder(out: Path, lmbda: float) -> Path:
     return Path(out) / POINTS_DIR / f"lambda-{lmbda:g}"
 
 
-def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequence = (), schedule: str = "cpu",
-             steps: int | None = None, batch: int | None = None, data: str | None = None,
-             test_data: str | None = None,
-             out: str | Path | None = None, root: str = "results", name: str | None = None, seed: int = 0,
-             device: str = "auto", precision: str = "auto", loader_workers: int | None = None,
-             inherit: str = "none", backend: str = "local", ray_address: str | None = None,
-             gpus_per_point: float | None = None, png: bool = False, progress: bool = True) -> RDResult:
+def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequence = (),
+             out: str | Path | None = None, name: str | None = None, backend: str = RD_BACKENDS[0],
+             ray_address: str | None = None, gpus_per_point: float | None = None, png: bool = False,
+             progress: bool = True, **options) -> RDResult:
     """The RD curve of ``decoder`` (a config, preset, config file or export folder) over ``teachers`` (one
     checkpoint per lambda; ``lmbdas``: theirs, when their checkpoints do not say), beside the teachers' own
     curve and ``anchors`` (CompressAI-format JSON files, dicts or Kodak anchor names), with BD-rate and BD-PSNR.
     ``steps``: each stage's steps, ``batch`` its crops per step (default: the schedule's). Finished lambdas are
     read back, not retrained. ``backend``: ``local`` (one lambda after another here) or ``ray`` (all at once as
-    Ray tasks; ``gpus_per_point`` GPUs each, by default one where the cluster has GPUs)."""
+    Ray tasks; ``gpus_per_point`` GPUs each, by default one where the cluster has GPUs). ``options``: fields of
+    ``search.options.RDTraining`` (``schedule``, ``steps``, ``batch``, ``data``, ``test_data``, ``seed``, ``root``,
+    and the run options ``device``, ``precision``, ``loader_workers``, ``inherit``, ...); an unknown one or a
+    wrong value is a one-line ``space.ConfigError``."""
+    from asymllic.options import from_dict
     from asymllic.training import get_schedule
 
+    opts = from_dict(RDOptions, options)
+    schedule, steps, batch = opts.schedule, opts.steps, opts.batch
     get_schedule(schedule)  # an unknown schedule: one line, before anything is read
     cfg = decoder_config(decoder)
     pairs = teachers_by_lambda(teachers, lmbdas)
@@ -314,13 +306,12 @@ def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequ
         raise space.ConfigError("steps", f"{steps}: train each stage at least 1 step")
     if batch is not None and batch < 1:
         raise space.ConfigError("batch", f"{batch}: a step trains on at least one crop")
-    if backend not in BACKENDS:
-        raise space.ConfigError("backend", f"{backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend not in RD_BACKENDS:
+        raise space.ConfigError("backend", f"{backend!r}: choose one of {', '.join(RD_BACKENDS)}")
     from .nodes import absolute
 
     # paths from here (a Ray task runs in a working folder of its own, perhaps on another machine)
-    opts = absolute(RDOptions(schedule, steps, batch, data, test_data, seed, device, precision, loader_workers,
-                              inherit, root))
+    opts = absolute(opts)
     cid = space.config_id(cfg)
     folder = (Path(out) if out is not None else Path(opts.root) / "rd" / cid).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -351,7 +342,7 @@ def rd_curve(decoder, teachers, lmbdas: Sequence | None = None, *, anchors: Sequ
             points.append(held[lam] or point(cfg, teacher, lam, where, opts))
             tell(i, lam, points[-1])
     dec_curve, tea_curve = curves(points, label, f"decoder {cid} trained on each teacher ({schedule} schedule)",
-                                  test_data or "bundled test photos")
+                                  opts.test_data or "bundled test photos")
     bd = bd_table(dec_curve, tea_curve, anchor_curves)
     files = write_report(dec_curve, tea_curve, anchor_curves, bd, [lam for lam, _ in pairs], folder, png)
     return RDResult(dec_curve, tea_curve, anchor_curves, bd, folder, files, trained)

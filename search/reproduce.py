@@ -27,19 +27,23 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import space
+from asymllic.evaluation.bd import METRIC
+from asymllic.options import DEFAULT_DEVICE, DEFAULT_LMBDA, DEFAULT_PRECISION, DEFAULT_ROOT, DEFAULT_SCHEDULE
 
-TABLES = ("table1", "table2", "table3", "fig1")
+from .options import SEEDS, TABLES
+from .spec import BACKENDS
 EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
 SIZE = (768, 512)  # where the paper counts MACs (width x height)
 PAPER_KEYS = {"table1": "table_I_systems", "table2": "table_II_synthesis_decoder",
               "table3": "table_III_hyperprior_path", "fig1": "table_I_systems"}
 # what each experiment file may say, and the defaults of the keys a file leaves out
-COMMON = {"table": None, "title": "", "out": None, "root": "results"}
-CURVES = {"anchor": "bpg_444_x265_ycbcr", "metric": "psnr-rgb", "methods": {}, "counted": {}, "curves": {},
+COMMON = {"table": None, "title": "", "out": None, "root": DEFAULT_ROOT}
+CURVES = {"anchor": "bpg_444_x265_ycbcr", "metric": METRIC, "methods": {}, "counted": {}, "curves": {},
           "tolerance": 3.0}
-TRAINED = {"part": "synthesis", "lmbda": 0.0067, "teacher": None, "rows": {}, "data": None, "test_data": None,
-           "schedule": "cpu", "seeds": 3, "steps": None, "batch": None, "backend": "optuna", "device": "auto",
-           "precision": "auto", "root": "results", "workers": 1, "ray_address": None}
+TRAINED = {"part": "synthesis", "lmbda": DEFAULT_LMBDA, "teacher": None, "rows": {}, "data": None, "test_data": None,
+           "schedule": DEFAULT_SCHEDULE, "seeds": SEEDS, "steps": None, "batch": None, "backend": BACKENDS[0],
+           "device": DEFAULT_DEVICE, "precision": DEFAULT_PRECISION, "root": DEFAULT_ROOT, "workers": 1,
+           "ray_address": None}
 KEYS = {"table1": {**COMMON, **CURVES}, "fig1": {**COMMON, **CURVES}, "table2": {**COMMON, **TRAINED},
         "table3": {**COMMON, **TRAINED}}
 CONVENTIONS = ("PSNR on RGB (0..255 peak), bpp of the entropy-coded payload as CompressAI and LIC_TCM count it; "
@@ -351,7 +355,7 @@ def trained_table(exp: dict, out: Path, evaluate: Callable | None = None, progre
     seeds = exp["seeds"]
     seeds = [int(s) for s in seeds] if isinstance(seeds, (list, tuple)) else int(seeds)
     steps = exp["steps"] or spec.training_schedule().steps("stage1" if exp["part"] == "synthesis" else "stage2")
-    res = confirm(spec, picks=list(configs.values()), references=(), steps=int(steps), seeds=seeds,
+    res = confirm(spec, picks=configs, references=(), steps=int(steps), seeds=seeds,
                   backend=exp["backend"], evaluate=evaluate or train_and_evaluate, progress=progress)
     runs = res.runs
     done = runs[runs["status"] == "complete"] if not runs.empty else runs
@@ -483,7 +487,7 @@ def reproduce(tables: str | Sequence[str] = "all", *, config: str | Path | dict 
         elif exp.get("out"):
             folder = Path(exp["out"])
         else:
-            folder = Path(exp.get("root") or "results") / "reproduce" / t
+            folder = Path(exp.get("root") or DEFAULT_ROOT) / "reproduce" / t
         folder.mkdir(parents=True, exist_ok=True)
         if t == "table1":
             done.tables[t] = table1(exp, folder)

@@ -116,3 +116,13 @@ def test_no_shared_default_is_written_twice():
                                    "t", "--quiet"), ("reproduce", "table1", "--quiet")])
 def test_long_commands_take_quiet(words):
     assert setup_args().parse_args(list(words)).quiet is True
+
+
+def test_a_stage_without_a_teacher_names_the_one_it_looked_for(tmp_path, capsys):
+    from asymllic_cli import main
+
+    assert main(["train", "stage1", "--decoder", "paper", "--root", str(tmp_path), "--schedule", "smoke"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"asymllic: error: no teacher checkpoint at {tmp_path / 'teacher' / 'smoke-0.0067' / 'codec.pt'}; "
+                   f"run 'asymllic teacher train --schedule smoke --root {tmp_path}' or pass --teacher")
+    assert not (tmp_path / "stage1").exists()

@@ -15,6 +15,8 @@ import warnings
 
 import numpy as np
 
+METRIC = "psnr-rgb"  # the quality key of CompressAI's results format the BD figures use by default
+KODAK_ANCHORS = ("bpg_444_x265_ycbcr.json", "vtm.json")  # the packaged Kodak curves ``bd_rates(kodak=True)`` adds
 MIN_OVERLAP = 0.75  # below this share of common range, a BD figure averages over a small part of the curves
 RATE, PSNR = "rate", "psnr"  # the two figures: BD-rate (along the metric), BD-PSNR (along log10 bpp)
 NAMES = {RATE: "BD-rate", PSNR: "BD-PSNR"}
@@ -30,7 +32,7 @@ def _axis(curve: dict, metric: str, figure: str) -> np.ndarray:
     return np.asarray(r[metric], float) if figure == RATE else np.log10(np.asarray(r["bpp"], float))
 
 
-def bd_overlap(anchor: dict, test: dict, metric: str = "psnr-rgb", figure: str = RATE) -> tuple:
+def bd_overlap(anchor: dict, test: dict, metric: str = METRIC, figure: str = RATE) -> tuple:
     """(share, common, union) of the two curves along the axis ``figure`` integrates over (bjontegaard's measure):
     ``metric`` for BD-rate (``RATE``), log10 bpp for BD-PSNR (``PSNR``). ``share``: the common range of both curves
     over the range either covers; ``common`` and ``union``: (low, high) pairs in ``metric``'s units or in bpp,
@@ -59,7 +61,7 @@ def _note(overlap: tuple, metric: str, figure: str) -> str:
             f"of {span}); the {NAMES[figure]} averages over that part only")
 
 
-def overlap_note(anchor: dict, test: dict, metric: str = "psnr-rgb", figure: str = RATE) -> str:
+def overlap_note(anchor: dict, test: dict, metric: str = METRIC, figure: str = RATE) -> str:
     """One line when the curves overlap on less than ``MIN_OVERLAP`` of their joint range along the axis ``figure``
     integrates over (see ``bd_overlap``), else ""."""
     return _note(bd_overlap(anchor, test, metric, figure), metric, figure)
@@ -93,21 +95,21 @@ def _bd(anchor: dict, test: dict, metric: str, figure: str) -> float:
     return value
 
 
-def bd_rate(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
+def bd_rate(anchor: dict, test: dict, metric: str = METRIC) -> float:
     """BD-rate (%) of ``test`` against ``anchor`` (akima, points need not match); negative is better. Curves that
     overlap on less than ``MIN_OVERLAP`` of their joint ``metric`` range give a ``BDOverlapWarning`` in this
     project's words (``overlap_note``); curves that do not overlap are a ValueError."""
     return _bd(anchor, test, metric, RATE)
 
 
-def bd_psnr(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
+def bd_psnr(anchor: dict, test: dict, metric: str = METRIC) -> float:
     """BD-PSNR (dB, or ``metric``'s unit) of ``test`` against ``anchor`` (akima, points need not match); positive
     is better. Curves that overlap on less than ``MIN_OVERLAP`` of their joint log10 bpp range give a
     ``BDOverlapWarning`` in this project's words (``overlap_note``); curves that do not overlap are a ValueError."""
     return _bd(anchor, test, metric, PSNR)
 
 
-def bd_row(test: dict, anchor: dict, metric: str = "psnr-rgb") -> dict:
+def bd_row(test: dict, anchor: dict, metric: str = METRIC) -> dict:
     """BD-rate (%) and BD-PSNR (dB) of ``test`` against ``anchor``; a figure that cannot be had (too few points,
     curves that do not overlap) is nan with the reason in ``note``, as are the overlap warnings."""
     row = {"test": test.get("name"), "anchor": anchor.get("name"), "bd_rate_pct": math.nan, "bd_psnr_db": math.nan,
@@ -125,3 +127,39 @@ def bd_row(test: dict, anchor: dict, metric: str = "psnr-rgb") -> dict:
         notes = [f"one RD point in {test.get('name')!r}: give teachers of several lambdas for BD figures"]
     row["note"] = "; ".join(dict.fromkeys(notes))
     return row
+
+
+def bd_rates(tests, anchors=(), metric: str = METRIC, kodak: bool = False) -> list:
+    """``asymllic bdrate``: the BD-rate of each test curve against each anchor (CompressAI-format JSON files or
+    loaded curves; ``kodak`` adds the packaged BPG and VTM Kodak curves), as dicts of ``test``, ``anchor`` (their
+    names), ``bd_rate_pct`` (nan where none can be had) and ``note`` (why not, or how little the curves overlap,
+    in one line). No anchor is a ValueError."""
+    from pathlib import Path
+
+    from .evaluate import load_results
+
+    anchors = list(anchors)
+    if kodak:
+        from space.anchors import kodak_dir
+
+        anchors += [kodak_dir() / f for f in KODAK_ANCHORS if (kodak_dir() / f).exists()]
+    if not anchors:
+        raise ValueError("bdrate needs at least one anchor (or the packaged Kodak ones)")
+    load = lambda c: c if isinstance(c, dict) else load_results(c)  # noqa: E731
+    named = lambda c, ref: c.get("name") or (Path(ref).name if not isinstance(ref, dict) else "?")  # noqa: E731
+    rows = []
+    for ref in tests:
+        test = load(ref)
+        for aref in anchors:
+            anchor = load(aref)
+            row = {"test": named(test, ref), "anchor": named(anchor, aref), "bd_rate_pct": math.nan, "note": ""}
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    row["bd_rate_pct"] = float(bd_rate(anchor, test, metric))
+                except ValueError as e:
+                    row["note"] = str(e)
+            row["note"] = "; ".join([row["note"]] * bool(row["note"]) + [str(w.message) for w in caught
+                                                                          if issubclass(w.category, BDOverlapWarning)])
+            rows.append(row)
+    return rows

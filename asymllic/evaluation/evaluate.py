@@ -23,6 +23,7 @@ from ..device import exact_kernels
 from ..images import read_image
 from ..models import LicCodec
 from .metrics import bpp_from_likelihoods, ms_ssim, psnr
+from ..options import DEFAULT_DEVICE
 
 METRICS = ("psnr-rgb", "ms-ssim-rgb", "bpp", "file_bpp", "estimated_bpp", "encoding_time", "decoding_time", "mse")
 
@@ -98,7 +99,7 @@ def evaluate(model: LicCodec, paths: list, name: str, description: str = "", max
 
 
 def evaluate_models(models, data: str | None = None, *, name: str | None = None, max_side: int = 0,
-                    jpeg: bool = False, device: str = "auto", limits=None, out: str | Path | None = None,
+                    jpeg: bool = False, device: str = DEFAULT_DEVICE, limits=None, out: str | Path | None = None,
                     progress: bool = True) -> dict:
     """Evaluate each of ``models`` (model references: presets, config files, checkpoints, export folders; one per
     RD point, e.g. one per lambda) on the images of ``data`` (a folder; None or ``"bundled"``: the held-out
