@@ -52,34 +52,13 @@ def run_compress(args) -> int:
     return 0
 
 
-def onnx_path(args):
-    """The g_s ONNX file of ``decompress --runtime onnx``: --onnx, else the export folder's g_s.onnx."""
-    from pathlib import Path
-
-    from asymllic.codec.onnx_runtime import OnnxError
-
-    if args.onnx is not None:
-        if args.runtime != "onnx":
-            raise OnnxError("--onnx is for --runtime onnx (add --runtime onnx, or drop --onnx)")
-        return Path(args.onnx)
-    if args.runtime != "onnx":
-        return None
-    folder = Path(args.model)
-    if not folder.is_dir():
-        raise OnnxError("--runtime onnx needs --onnx PATH (a g_s exported with asymllic.codec.onnx_runtime.export_synthesis),"
-                        " or --model an export folder holding g_s.onnx")
-    path = folder / "g_s.onnx"
-    if not path.is_file():
-        raise OnnxError(f"{folder} has no g_s.onnx: give --onnx PATH, or export it there "
-                        "(asymllic.codec.onnx_runtime.export_synthesis)")
-    return path
-
-
 def run_decompress(args) -> int:
     from asymllic.codec.coding import decompress_file, read_bitstream
 
+    from asymllic.codec.onnx_runtime import synthesis_file
+
     bs = read_bitstream(args.input)
-    path = onnx_path(args)
+    path = synthesis_file(args.model, args.onnx, args.runtime)
     model = load_model(args, (bs.width, bs.height), decoding=True)
     synthesis = None
     if path is not None:

@@ -189,18 +189,30 @@ def run_folder(study_dir: Path, config_id: str, seed: int) -> Path:
     return Path(study_dir) / CONFIRM_DIR / f"{config_id}-s{seed}"
 
 
-def read_record(folder: Path, steps: int | None = None, schedule: str | None = None,
-                batch: int | None = None) -> dict | None:
-    """The finished run's record in ``folder``: complete, at ``steps`` on ``schedule`` with ``batch`` crops per
-    step if given; else None."""
+def _where(path: str | None) -> str | None:
+    """A path as a run's key holds it: absolute where it names a file or folder here (a Ray run sees it absolute),
+    else as given (a preset, "bundled")."""
+    return str(Path(path).resolve()) if path is not None and Path(path).exists() else path
+
+
+def run_key(spec: SearchSpec, steps: int) -> dict:
+    """What a confirmation run's result depends on beyond its decoder and seed: a record of another key (other
+    steps, schedule, batch, teacher, lambda, data, precision, inherit, flips) is never read back as this run's."""
+    return {"steps": steps, "schedule": spec.schedule, "batch": spec.training_schedule().batch,
+            "teacher": _where(spec.teacher), "lmbda": spec.lmbda, "data": _where(spec.data),
+            "test_data": _where(spec.test_data), "precision": spec.precision, "inherit": spec.inherit,
+            "flips": spec.flips, "stage2_synthesis": spec.stage2_synthesis}
+
+
+def read_record(folder: Path, key: dict | None = None) -> dict | None:
+    """The finished run's record in ``folder``: complete and (if ``key`` is given) made under that
+    :func:`run_key`; else None (it is trained again)."""
     path = Path(folder) / RECORD_FILE
     try:
         rec = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if rec.get("status") != COMPLETE or (steps is not None and rec.get("steps") != steps) or \
-            (schedule is not None and rec.get("schedule") != schedule) or \
-            (batch is not None and rec.get("batch") != batch):
+    if rec.get("status") != COMPLETE or (key is not None and rec.get("key") != key):
         return None
     return rec
 
@@ -216,7 +228,8 @@ def run_pair(decoder: Decoder, spec: SearchSpec, seed: int, steps: int, folder: 
     rec = {"label": decoder.label, "kind": decoder.kind, "trial": decoder.trial, "reference": decoder.reference,
            "config_id": record.config_id, "seed": seed, "steps": steps, "schedule": spec.schedule,
            "batch": spec.training_schedule().batch, "study": spec.study, "status": record.status,
-           "reason": record.reason, "seconds": time.perf_counter() - t0, "record": record.to_dict()}
+           "reason": record.reason, "seconds": time.perf_counter() - t0, "record": record.to_dict(),
+           "key": run_key(spec, steps)}
     write_text(json.dumps(rec, indent=1, default=str), Path(folder) / RECORD_FILE)
     return rec
 
@@ -334,7 +347,7 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
     for d in chosen:
         for s in seed_values:
             where = run_folder(spec.dir, d.config_id, s)
-            rec = read_record(where, steps, spec.schedule, spec.training_schedule().batch)
+            rec = read_record(where, run_key(spec, steps))
             if rec is not None:
                 records[(d.config_id, s)] = rec
             else:

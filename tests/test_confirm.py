@@ -155,6 +155,12 @@ def test_confirm_picks_references_outputs_and_resume(study, tmp_path):
     pd.testing.assert_frame_equal(again.summary, res.summary)
     more = confirm(study.study, picks=[n], seeds=4, root=study.root, evaluate=fake_training(str(log)), progress=False)
     assert more.trained == 3 and {c[1] for c in calls(log)} == {"3"} and (more.summary["seeds"] == 4).all()
+    # a record made at another precision (or teacher, lambda, data, ...) is never read back as this run's
+    log.unlink()
+    one = dict(picks=[n], seeds=[7], root=study.root, references=(), evaluate=fake_training(str(log)), progress=False)
+    assert confirm(study.study, **one).trained == 1 and confirm(study.study, **one).trained == 0
+    other = confirm(study.study, **one, overrides={"precision": "bf16"})
+    assert other.trained == 1 and len(calls(log)) == 2
 
 
 def test_export_picks_and_a_pick_that_is_a_reference(study, tmp_path):

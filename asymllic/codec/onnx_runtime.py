@@ -316,6 +316,27 @@ class OnnxSynthesis:
         return torch.from_numpy(out).to(y_hat.device)
 
 
+def synthesis_file(model_ref: str | Path, onnx: str | Path | None = None, runtime: str = "torch") -> Path | None:
+    """The g_s ONNX file a decompression with ``runtime`` (``"torch"`` or ``"onnx"``) runs, as ``asymllic
+    decompress --runtime --onnx`` picks it: ``onnx`` if given (with the onnx runtime only), else ``g_s.onnx`` in
+    the export folder ``model_ref``; None for torch. A file that cannot be had is one ``OnnxError`` line."""
+    if onnx is not None:
+        if runtime != "onnx":
+            raise OnnxError("--onnx is for --runtime onnx (add --runtime onnx, or drop --onnx)")
+        return Path(onnx)
+    if runtime != "onnx":
+        return None
+    folder = Path(model_ref)
+    if not folder.is_dir():
+        raise OnnxError("--runtime onnx needs --onnx PATH (a g_s exported with asymllic.codec.onnx_runtime.export_synthesis),"
+                        " or --model an export folder holding g_s.onnx")
+    path = folder / "g_s.onnx"
+    if not path.is_file():
+        raise OnnxError(f"{folder} has no g_s.onnx: give --onnx PATH, or export it there "
+                        "(asymllic.codec.onnx_runtime.export_synthesis)")
+    return path
+
+
 def load_synthesis(onnx_path: str | Path, model, threads: int | None = None) -> OnnxSynthesis:
     return OnnxSynthesis(onnx_path, threads, model=model)
 
