@@ -39,30 +39,10 @@ def free_ports(n: int) -> list:
     return ports
 
 
-def free_range(n: int) -> int:
-    """The first of ``n`` consecutive free ports below the kernel's ephemeral range (where ``free_ports`` and
-    every other port-0 socket get theirs), so the range never holds one of them."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) \
-        if Path("/proc/sys/net/ipv4/ip_local_port_range").is_file() else 32768
-    for _ in range(200):
-        base = random.randrange(10000, low - n)
-        try:
-            socks = []
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no {n} consecutive free ports")
-
-
 def stop_processes_mentioning(text: str) -> None:
-    """Terminate the processes whose command line holds ``text``, and their descendants."""
+    """Kill the processes whose command line holds ``text``, and their descendants, and wait for them to go. At
+    once: asked to terminate, Ray's head processes (GCS, raylet, monitor, runtime-env agent) wait on each other and
+    are still there 10 s later."""
     import psutil
 
     ours = set()
@@ -74,15 +54,10 @@ def stop_processes_mentioning(text: str) -> None:
             pass
     for proc in ours:
         try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(list(ours), timeout=10)
-    for proc in alive:
-        try:
             proc.kill()
         except psutil.Error:
             pass
+    psutil.wait_procs(list(ours), timeout=10)
 
 
 class Machine:
@@ -167,13 +142,16 @@ class Machine:
 
 class RayCluster:
     """A Ray head on this machine and a worker node on ``Machine`` B (its own host name, temp disk and address);
-    ``cpus`` each, ``gpus`` logical GPUs each. ``env``: what a driver needs to connect (auth token)."""
+    ``cpus`` each, ``gpus`` logical GPUs each. ``env``: the environment of every process of the cluster (``extra``
+    on top of this process's) and what a driver needs to connect (auth token); ``node_b_env``: node B's on top
+    (e.g. ``CUDA_VISIBLE_DEVICES``: the GPU ids Ray gives its trials)."""
 
-    def __init__(self, cpus: int = 1, gpus: int = 0, node_b_private: list = ()):
+    def __init__(self, cpus: int = 1, gpus: int = 0, node_b_private: list = (), extra: dict | None = None,
+                 node_b_env: dict | None = None):
         self.tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's unix sockets live under it
         (self.tmp / "token").write_text(secrets.token_hex(32))
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.tmp / "token"),
-                    "OMP_NUM_THREADS": "1"}
+                    "OMP_NUM_THREADS": "1", **(extra or {})}
         self.b = Machine("node-b", [self.tmp / "session", *node_b_private], network=True)
         self.address = f"{self.b.peer}:{free_ports(1)[0]}"
         ray = [sys.executable, "-m", "ray.scripts.scripts", "start"]
@@ -186,29 +164,37 @@ class RayCluster:
             self.close()
             raise RuntimeError(f"ray head did not start: {head.stderr[-2000:]}")
         self.b.start([*ray, "--address", self.address, "--node-ip-address", self.b.address, "--block", *common],
-                     env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.wait_for_nodes(2)
+                     env={**self.env, **(node_b_env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def nodes(self) -> list:
-        out = subprocess.run([sys.executable, "-c", "import json, ray; ray.init(address=%r, log_to_driver=False); "
-                              "print(json.dumps([n['NodeManagerHostname'] for n in ray.nodes() if n['Alive']]))"
-                              % self.address], env=self.env, capture_output=True, text=True, timeout=120)
-        import json
+    def connect(self, nodes: int = 2, timeout: float = 120) -> None:
+        """This process becomes a driver of the cluster once ``nodes`` nodes are alive (a Ray it ran before is shut
+        down first); its environment must hold ``env``'s ``RAY_AUTH_*``. ``ray.shutdown()`` and
+        ``reload_ray_auth()`` (once the environment is as it was) end it."""
+        import ray
 
-        return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else []
-
-    def wait_for_nodes(self, n: int, timeout: float = 120) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if len(self.nodes()) >= n:
-                return
-            time.sleep(1)
-        raise RuntimeError(f"the Ray cluster did not reach {n} nodes in {timeout:.0f} s")
+        if ray.is_initialized():
+            ray.shutdown()
+        reload_ray_auth()
+        ray.init(address=self.address, log_to_driver=False)
+        deadline = time.monotonic() + timeout
+        while sum(bool(n["Alive"]) for n in ray.nodes()) < nodes:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Ray cluster did not reach {nodes} nodes in {timeout:.0f} s")
+            time.sleep(0.2)
 
     def close(self) -> None:
         self.b.close()
         stop_processes_mentioning(str(self.tmp))
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def reload_ray_auth() -> None:
+    """This process's Ray reads ``RAY_AUTH_MODE`` and its token from the environment again: it keeps what it read
+    first (in its cached config), e.g. no token before a test set one. As Ray's own ``_enable_token_auth`` does."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def skip_without_machines():
