@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import space
 from asymllic.evaluation.bd import METRIC
-from asymllic.options import DEFAULT_DEVICE, DEFAULT_LMBDA, DEFAULT_PRECISION, DEFAULT_ROOT, DEFAULT_SCHEDULE
+from asymllic.options import DEFAULT_DEVICE, DEFAULT_LMBDA, DEFAULT_ROOT, DEFAULT_SCHEDULE
 
 from .options import SEEDS, TABLES
 from .spec import BACKENDS
@@ -40,9 +40,10 @@ PAPER_KEYS = {"table1": "table_I_systems", "table2": "table_II_synthesis_decoder
 COMMON = {"table": None, "title": "", "out": None, "root": DEFAULT_ROOT}
 CURVES = {"anchor": "bpg_444_x265_ycbcr", "metric": METRIC, "methods": {}, "counted": {}, "curves": {},
           "tolerance": 3.0}
+PRECISION = "fp32"  # a reproduction trains as LIC_TCM does (fp32), unless its file or --precision says otherwise
 TRAINED = {"part": "synthesis", "lmbda": DEFAULT_LMBDA, "teacher": None, "rows": {}, "data": None, "test_data": None,
            "schedule": DEFAULT_SCHEDULE, "seeds": SEEDS, "steps": None, "batch": None, "backend": BACKENDS[0],
-           "device": DEFAULT_DEVICE, "precision": DEFAULT_PRECISION, "root": DEFAULT_ROOT, "workers": 1,
+           "device": DEFAULT_DEVICE, "precision": PRECISION, "root": DEFAULT_ROOT, "workers": 1,
            "ray_address": None}
 KEYS = {"table1": {**COMMON, **CURVES}, "fig1": {**COMMON, **CURVES}, "table2": {**COMMON, **TRAINED},
         "table3": {**COMMON, **TRAINED}}
