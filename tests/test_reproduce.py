@@ -1,7 +1,6 @@
 """The paper's tables as shipped experiments: Table I from the packaged curves (within 3 points of the paper, or
 saying why), Tables II and III trained through confirm (fake scoring here: no training), Fig. 1, resume, the
 experiment files and their overrides, one-line errors, and the command."""
-import json
 import math
 import warnings
 from pathlib import Path
