@@ -55,13 +55,9 @@ def run_eval(args) -> int:
 def run_bdrate(args) -> int:
     import math
 
-    from asymllic.errors import AsymllicError
     from asymllic.evaluation.bd import bd_rates
 
-    try:
-        rows = bd_rates(args.test, args.anchor or (), args.metric, kodak=args.kodak)
-    except ValueError as e:
-        raise AsymllicError(f"{e} (--anchor JSON, or --kodak)") from None
+    rows = bd_rates(args.test, args.anchor or (), args.metric, kodak=args.kodak)
     for r in rows:
         value = f"{r['bd_rate_pct']:+.2f} %" if not math.isnan(r["bd_rate_pct"]) else f"n/a ({r['note']})"
         note = f" ({r['note']})" if r["note"] and not math.isnan(r["bd_rate_pct"]) else ""

@@ -82,7 +82,7 @@ def test_two_objective_study_end_to_end(tmp_path, smoke_teacher):
     # results, pareto and export through the CLI; then the export is a real codec
     run_cli("results", "t", "--root", tmp_path, "--csv", tmp_path / "t.csv")
     assert (tmp_path / "t.csv").read_text().count("\n") == 5
-    run_cli("pareto", "t", "--root", tmp_path)
+    run_cli("pareto", "t", "--root", tmp_path, "--png")
     assert (tmp_path / "t" / "pareto.html").stat().st_size > 1000 and (tmp_path / "t" / "pareto.png").is_file()
     out = run_cli("export", "t", "--top", "1", "--root", tmp_path).stdout.strip().splitlines()[-1]
     img = tmp_path / "x.png"

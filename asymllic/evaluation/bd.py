@@ -133,7 +133,7 @@ def bd_rates(tests, anchors=(), metric: str = METRIC, kodak: bool = False) -> li
     """``asymllic bdrate``: the BD-rate of each test curve against each anchor (CompressAI-format JSON files or
     loaded curves; ``kodak`` adds the packaged BPG and VTM Kodak curves), as dicts of ``test``, ``anchor`` (their
     names), ``bd_rate_pct`` (nan where none can be had) and ``note`` (why not, or how little the curves overlap,
-    in one line). No anchor is a ValueError."""
+    in one line). No anchor is a one-line ``space.ConfigError``."""
     from pathlib import Path
 
     from .evaluate import load_results
@@ -144,7 +144,9 @@ def bd_rates(tests, anchors=(), metric: str = METRIC, kodak: bool = False) -> li
 
         anchors += [kodak_dir() / f for f in KODAK_ANCHORS if (kodak_dir() / f).exists()]
     if not anchors:
-        raise ValueError("bdrate needs at least one anchor (or the packaged Kodak ones)")
+        from space import ConfigError
+
+        raise ConfigError("anchor", "at least one anchor curve is needed (--anchor JSON, or --kodak)")
     load = lambda c: c if isinstance(c, dict) else load_results(c)  # noqa: E731
     named = lambda c, ref: c.get("name") or (Path(ref).name if not isinstance(ref, dict) else "?")  # noqa: E731
     rows = []

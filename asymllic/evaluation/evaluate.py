@@ -20,10 +20,11 @@ from PIL import Image
 from ..codec.bitstream import unpack
 from ..codec.coding import decompress, encode
 from ..device import exact_kernels
+from ..errors import AsymllicError
 from ..images import read_image
 from ..models import LicCodec
-from .metrics import bpp_from_likelihoods, ms_ssim, psnr
 from ..options import DEFAULT_DEVICE
+from .metrics import bpp_from_likelihoods, ms_ssim, psnr
 
 METRICS = ("psnr-rgb", "ms-ssim-rgb", "bpp", "file_bpp", "estimated_bpp", "encoding_time", "decoding_time", "mse")
 
@@ -144,4 +145,11 @@ def merge_points(runs: list, name: str, description: str = "") -> dict:
 
 
 def load_results(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """An RD curve in CompressAI's results format from its JSON file; a file that cannot be read or parsed is one
+    ``AsymllicError`` line."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as e:
+        raise AsymllicError(f"cannot read the RD curve {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise AsymllicError(f"{path} is not a JSON RD curve: {e}") from None
