@@ -229,9 +229,6 @@ class Teacher:
 class Cache:
     cache: str | None = option(None, f"latent cache folder (default: <root>/{CACHE_DIR})")
 
-    def cache_dir(self, root: str | Path) -> Path:
-        return Path(self.cache) if self.cache is not None else Path(root) / CACHE_DIR
-
 
 @dataclass(kw_only=True)
 class Size:

@@ -25,11 +25,10 @@ def write_erf_figure(model: str, latent: tuple = (16, 16), out: str | Path | Non
     from asymllic.evaluation.analysis import effective_receptive_field
 
     from .io import write_figure
-    from .layers import FIGURES_DIR, slug
+    from .layers import figures_folder, slug
 
     codec, trained = load_model(model), is_trained(model)
     label = f"{Path(model).name} (trained)" if trained else f"{model} (random init)"
     w, h = latent
     fig = erf_figure(effective_receptive_field(codec, (h, w)), f"g_s effective receptive field: {label}")
-    folder = Path(out) if out is not None else Path(root) / FIGURES_DIR
-    return write_figure(fig, folder / f"erf_{slug(model)}", png=png, width=560, height=520)
+    return write_figure(fig, figures_folder(out, root) / f"erf_{slug(model)}", png=png, width=560, height=520)

@@ -80,9 +80,13 @@ def write_layers_figure(candidate: str, baseline: str = "teacher", component: st
         reports[ref] = count(cfg, size, convention, name=ref)
         names[ref] = block_types(cfg, component) if component != "hyperprior" else {}
     fig = layer_macs_figure(reports, component, names)
-    folder = Path(out) if out is not None else Path(root) / FIGURES_DIR
-    stem = folder / f"layers_{component}_{slug(baseline)}_vs_{slug(candidate)}"
+    stem = figures_folder(out, root) / f"layers_{component}_{slug(baseline)}_vs_{slug(candidate)}"
     return write_figure(fig, stem, png=png, width=1400, height=560)
+
+
+def figures_folder(out: str | Path | None, root: str | Path) -> Path:
+    """Where a model figure goes: ``out``, else ``<root>/figures``."""
+    return Path(out) if out is not None else Path(root) / FIGURES_DIR
 
 
 def slug(ref: str) -> str:
