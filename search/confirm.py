@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -183,6 +183,22 @@ def seed_list(spec: SearchSpec, seeds: int | Iterable[int]) -> list:
     return out
 
 
+def seed_plan(spec: SearchSpec, seeds: int | Iterable[int] | Mapping, chosen: list) -> dict:
+    """{config id: its seeds} of the ``chosen`` decoders: ``seeds`` for every one (a count or a list), or a
+    mapping {decoder name: count or list} naming each decoder (so a close pair gets more seeds than the rest)."""
+    if not isinstance(seeds, Mapping):
+        common = seed_list(spec, seeds)
+        return {d.config_id: common for d in chosen}
+    names = {d.label for d in chosen}
+    unknown, missing = sorted(set(seeds) - names), sorted(names - set(seeds))
+    if unknown or missing:
+        raise space.ConfigError("seeds", f"seeds per decoder must name each decoder: "
+                                         f"{'unknown ' + ', '.join(map(str, unknown)) if unknown else ''}"
+                                         f"{'; ' if unknown and missing else ''}"
+                                         f"{'missing ' + ', '.join(missing) if missing else ''}")
+    return {d.config_id: seed_list(spec, seeds[d.label]) for d in chosen}
+
+
 # -- one (decoder, seed) run ---------------------------------------------------------------------------------
 
 def run_folder(study_dir: Path, config_id: str, seed: int) -> Path:
@@ -296,7 +312,7 @@ class ConfirmResult:
 
 
 def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[str] = REFERENCES,
-            steps: int | None = None, seeds: int | Iterable[int] = SEEDS, *, top: int | None = None,
+            steps: int | None = None, seeds: int | Iterable[int] | Mapping = SEEDS, *, top: int | None = None,
             budget: float | None = None, factor: int = FACTOR, backend: str | None = None,
             storage: str | None = None, root: str = DEFAULT_ROOT, overrides: dict | None = None,
             evaluate: Callable = train_and_evaluate, png: bool = False, progress: bool = True) -> ConfirmResult:
@@ -308,6 +324,8 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
     candidate); or
     ``top`` K points along the study's front, or ``budget`` the best candidate within that many GMACs, as
     ``search.export.pick`` chooses them (one of the three).
+    ``seeds``: a count (the study's seed and the next ones) or a list for every decoder, or {name: count or
+    list} naming each decoder (the names of ``picks`` given as a mapping, the references' names).
     ``steps``: default ``factor`` times the study's steps per candidate. ``backend``: ``optuna`` (runs one after
     the other in this process) or ``ray`` (a Ray Tune grid, ``workers`` at a time); default the study's.
     Finished runs are read back, not trained again. Writes confirm.csv, confirm.md, confirm_runs.csv and the
@@ -334,8 +352,8 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
     steps = steps or factor * spec.rungs()[-1]
     if steps < 1:
         raise space.ConfigError("steps", f"{steps}: confirm with at least 1 step")
-    seed_values = seed_list(spec, seeds)
     chosen = decoders(spec, df, picks, references)
+    plan = seed_plan(spec, seeds, chosen)
     if backend == "ray":  # Ray trials run in their own working folders, perhaps on other machines
         from .nodes import absolute
 
@@ -345,7 +363,7 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
 
     records, jobs = {}, []
     for d in chosen:
-        for s in seed_values:
+        for s in plan[d.config_id]:
             where = run_folder(spec.dir, d.config_id, s)
             rec = read_record(where, run_key(spec, steps))
             if rec is not None:
@@ -353,7 +371,7 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
             else:
                 jobs.append((d, s, where))
     if progress:
-        print(f"confirm {spec.study}: {len(chosen)} decoders x {len(seed_values)} seeds, {steps} steps each; "
+        print(f"confirm {spec.study}: {len(chosen)} decoders x {_seed_count(plan)} seeds, {steps} steps each; "
               f"{len(records)} runs done, {len(jobs)} to train", flush=True)
     if jobs and backend == "ray":
         sent, errors = _run_ray([{"label": d.label, "config": space.to_dict(d.config), "kind": d.kind,
@@ -375,9 +393,15 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
                     if rec["status"] == COMPLETE else rec["reason"]
                 print(f"[{i}/{len(jobs)}] {d.label} ({d.config_id}) seed {s}: {rec['status']}, {what} "
                       f"({rec['seconds']:.0f} s)", flush=True)
-    summary, runs, files = write_report([records[(d.config_id, s)] for d in chosen for s in seed_values], spec, steps,
-                                        seed_values, [d.config_id for d in chosen], folder, png)
+    summary, runs, files = write_report([records[(d.config_id, s)] for d in chosen for s in plan[d.config_id]], spec,
+                                        steps, sorted({s for v in plan.values() for s in v}),
+                                        [d.config_id for d in chosen], folder, png)
     return ConfirmResult(summary, runs, folder, files, len(jobs))
+
+
+def _seed_count(plan: dict) -> str:
+    counts = sorted({len(v) for v in plan.values()})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
 
 
 def _missing(d: Decoder, seed: int, steps: int, spec: SearchSpec, reason: str) -> dict:

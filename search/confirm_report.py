@@ -15,7 +15,7 @@ import pandas as pd
 
 from .spec import SearchSpec
 from .trial import COMPLETE, FAILED
-from .verdicts import CSV, METRICS, UNITS, amount, paired, verdict, verdict_metric
+from .verdicts import CSV, METRICS, UNITS, amount, paired, seed_text, verdict, verdict_metric
 
 MD, RUNS_CSV, FIGURE = "confirm.md", "confirm_runs.csv", "confirm"
 
@@ -113,7 +113,7 @@ def _cell(v, digits: int = 4) -> str:
 def markdown(summary: pd.DataFrame, spec: SearchSpec, steps: int, seeds: list) -> str:
     """The summary as a Markdown page: settings, one table row per decoder, the verdicts."""
     lines = [f"# Confirmation of study {spec.study} ({spec.part})", "",
-             f"- {len(seeds)} seeds ({', '.join(map(str, seeds))}) x {steps} steps per decoder, schedule "
+             f"- seeds {seed_text(seeds)} x {steps} steps per decoder (the seeds column: how many finished), schedule "
              f"{spec.schedule} (batch {spec.training_schedule().batch}), lambda {spec.lmbda}",
              f"- teacher: {spec.teacher}", f"- training images: {spec.data or 'bundled'}; figures on the test photos "
              f"({spec.test_data or 'bundled test split'}), mean ± std over seeds",
@@ -152,6 +152,6 @@ def write_report(records: list, spec: SearchSpec, steps: int, seeds: list, order
     files = [write_text(summary.to_csv(index=False), folder / CSV),
              write_text(runs.to_csv(index=False), folder / RUNS_CSV),
              write_text(markdown(summary, spec, steps, seeds), folder / MD)]
-    files += write_figure(confirm_figure(summary, spec.part, title=f"study {spec.study}: {len(seeds)} seeds x "
+    files += write_figure(confirm_figure(summary, spec.part, title=f"study {spec.study}: seeds {seed_text(seeds)} x "
                                                                    f"{steps} steps"), folder / FIGURE, png=png)
     return summary, runs, files

@@ -57,6 +57,22 @@ class Paired:
     def outside_noise(self) -> bool:
         return self.n >= 2 and (self.lo > 0 or self.hi < 0)
 
+    @property
+    def half_width(self) -> float:
+        """Half the 95 % interval's width (nan with fewer than 2 seeds)."""
+        return (self.hi - self.lo) / 2
+
+
+def seeds_needed(std: float, gap: float, most: int = 10_000) -> int | None:
+    """The fewest seeds whose 95 % t interval of a paired difference with standard deviation ``std`` is
+    narrower on each side than ``gap``; None beyond ``most`` (or for no spread or no gap to resolve)."""
+    if not (math.isfinite(std) and math.isfinite(gap)) or std < 0 or gap == 0:
+        return None
+    for n in range(2, most + 1):
+        if t_quantile(n - 1) * std / math.sqrt(n) < abs(gap):
+            return n
+    return None
+
 
 def paired(a: dict, b: dict) -> Paired:
     """``a`` and ``b``: {seed: value}; the mean of a - b over common seeds with its t interval."""
@@ -70,6 +86,17 @@ def paired(a: dict, b: dict) -> Paired:
     sd = float(d.std(ddof=1))
     half = t_quantile(len(d) - 1) * sd / math.sqrt(len(d))
     return Paired(len(d), mean, mean - half, mean + half, sd)
+
+
+def seed_text(seeds) -> str:
+    """Seeds as short ranges: [0, 1, 2, 3, 7, 9, 10] -> "0-3, 7, 9-10"."""
+    out: list = []
+    for s in sorted({int(s) for s in seeds}):
+        if out and s == out[-1][1] + 1:
+            out[-1][1] = s
+        else:
+            out.append([s, s])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in out)
 
 
 def amount(metric: str, v: float, signed: bool = True) -> str:

@@ -128,6 +128,34 @@ def test_tables_2_and_3_and_fig1_beside_the_paper_and_resume(teacher, tmp_path):
     assert len(log) == 20 and {s for _, s in log[16:]} == {2}
 
 
+def test_seeds_per_row_and_the_resolution_of_each_pair(teacher, tmp_path):
+    from search.verdicts import seeds_needed, t_quantile
+
+    log = []
+    seeds = {"Ours": 4, "RBU": [0, 1, 2, 3], "TCM_pruned": 2, "Conv_k5": 2}  # more seeds where the paper's rows lie close
+    res = reproduce("table2", config={"seeds": seeds}, schedule="smoke", steps=1, teacher=teacher,
+                    root=str(tmp_path / "runs"), out=tmp_path / "out", evaluate=fake_scores(log), progress=False)
+    assert len(log) == 12 and sorted(s for c, s in log if c == space.config_id(space.get_preset("g_s/ours"))) == [0, 1, 2, 3]
+    t2 = res.tables["table2"]["frame"].set_index("row")
+    assert t2["seeds"].to_dict() == {"Conv_k5": 2, "RBU": 4, "TCM_pruned": 2, "Ours": 4}
+    pairs = res.tables["table2"]["pairs"].set_index("pair")
+    assert pairs.loc["Ours > RBU", "seeds"] == 4 and pairs.loc["RBU > TCM_pruned", "seeds"] == 2
+    assert pairs.loc["Ours > RBU", "paper_gap"] == pytest.approx(0.18)
+    assert pairs["resolves_paper_gap"].all()  # the fake scores' seed luck is shared: tiny paired spread
+    md = (tmp_path / "out" / "table2.md").read_text()
+    assert "seeds 0-1 (Conv_k5, TCM_pruned); 0-3 (RBU, Ours);" in md and "against the paper's gap of 0.18 dB: narrower" in md
+    assert "Resolution: 6 of 6 pairs" in md
+    # the seeds a pair would need at a measured spread: the fewest whose interval is narrower than the gap
+    n = seeds_needed(0.53, 0.18)
+    assert t_quantile(n - 1) * 0.53 / math.sqrt(n) < 0.18 <= t_quantile(n - 2) * 0.53 / math.sqrt(n - 1) and 30 < n < 45
+    assert seeds_needed(0.5, 0.0) is None and seeds_needed(1.0, 0.001) is None  # no gap; beyond any budget
+    # a mapping that does not name every row: one line, before anything trains
+    with pytest.raises(space.ConfigError, match="seeds per row must name each row.*unknown Theirs; missing Conv_k5"):
+        reproduce("table2", config={"seeds": {"Theirs": 2, "Ours": 2, "RBU": 2, "TCM_pruned": 2}}, schedule="smoke",
+                  steps=1, teacher=teacher, root=str(tmp_path / "runs"), evaluate=fake_scores(log), progress=False)
+    assert len(log) == 12
+
+
 def test_experiment_files_ship_and_are_overridable(tmp_path):
     for t in TABLES:
         assert (EXPERIMENTS / f"{t}.yaml").is_file()
