@@ -8,8 +8,10 @@ precision and stage options), and scored on the test photos (``test_*`` figures,
 decoder is compared with each reference seed by seed: the mean paired difference with a 95 % confidence
 interval (Student's t), and a verdict in words.
 
-Every (decoder, seed) run trains in ``<study>/confirm/<config id>-s<seed>/`` and writes its record there
-(``confirm.json``, atomically) when it is done: a rerun skips the finished runs and resumes the others.
+Every (decoder, seed) run trains in ``<study>/confirm/<config id>-s<seed>-<key>/`` (``<key>``: a digest of
+what else the result depends on, :func:`run_key`) and writes its record there (``confirm.json``, atomically) when
+it is done: a rerun skips the finished runs and resumes the others, and a run with other steps, teacher or
+precision trains beside them instead of over them.
 The summary goes to ``confirm.csv``, ``confirm.md`` and ``confirm.html`` (error bars) in ``<study>/confirm/``
 (:mod:`search.confirm_report`).
 """
@@ -201,8 +203,16 @@ def seed_plan(spec: SearchSpec, seeds: int | Iterable[int] | Mapping, chosen: li
 
 # -- one (decoder, seed) run ---------------------------------------------------------------------------------
 
-def run_folder(study_dir: Path, config_id: str, seed: int) -> Path:
-    return Path(study_dir) / CONFIRM_DIR / f"{config_id}-s{seed}"
+def run_folder(study_dir: Path, config_id: str, seed: int, key: dict | None = None) -> Path:
+    """Where the run of ``config_id`` with ``seed`` trains: named by its :func:`run_key` too, so a run under
+    another key (other steps, teacher, precision, ...) keeps its own folder and is never overwritten; without a
+    key, the folder of earlier versions (``<config id>-s<seed>``), still read back when its record's key matches."""
+    name = f"{config_id}-s{seed}"
+    if key is not None:
+        import hashlib
+
+        name += "-" + hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return Path(study_dir) / CONFIRM_DIR / name
 
 
 def _where(path: str | None) -> str | None:
@@ -362,10 +372,11 @@ def confirm(study_or_spec: str | SearchSpec, picks=None, references: Sequence[st
     folder.mkdir(parents=True, exist_ok=True)
 
     records, jobs = {}, []
+    key = run_key(spec, steps)
     for d in chosen:
         for s in plan[d.config_id]:
-            where = run_folder(spec.dir, d.config_id, s)
-            rec = read_record(where, run_key(spec, steps))
+            where = run_folder(spec.dir, d.config_id, s, key)
+            rec = read_record(where, key) or read_record(run_folder(spec.dir, d.config_id, s), key)
             if rec is not None:
                 records[(d.config_id, s)] = rec
             else:

@@ -15,7 +15,7 @@ import pytest
 
 import space
 from conftest import ROOT
-from search.confirm import RECORD_FILE, confirm, decoders, open_study_frame, run_folder, seed_list
+from search.confirm import RECORD_FILE, confirm, decoders, open_study_frame, run_folder, run_key, seed_list
 from search.confirm_report import MD
 from search.optuna_backend import run_optuna
 from search.spec import SearchSpec
@@ -131,7 +131,7 @@ def test_confirm_picks_references_outputs_and_resume(study, tmp_path):
     assert pd.isna(s.loc["teacher"]["verdict_vs_teacher"])  # never compared with itself
     # one folder and one record per (decoder, seed); the tables, the page and the figure
     cid = s.loc[f"trial {n}", "config_id"]
-    rec = json.loads((run_folder(study.dir, cid, 2) / RECORD_FILE).read_text())
+    rec = json.loads((run_folder(study.dir, cid, 2, run_key(study, 8)) / RECORD_FILE).read_text())
     assert rec["status"] == "complete" and rec["seed"] == 2 and rec["steps"] == 8 and rec["trial"] == n
     folder = study.dir / CONFIRM_DIR
     assert len(list(folder.glob(f"*/{RECORD_FILE}"))) == 9
@@ -161,6 +161,13 @@ def test_confirm_picks_references_outputs_and_resume(study, tmp_path):
     assert confirm(study.study, **one).trained == 1 and confirm(study.study, **one).trained == 0
     other = confirm(study.study, **one, overrides={"precision": "bf16"})
     assert other.trained == 1 and len(calls(log)) == 2
+    # ... nor overwritten: each key has its folder, and both are read back
+    assert len(list(folder.glob(f"{cid}-s7-*/{RECORD_FILE}"))) == 2
+    assert confirm(study.study, **one).trained == 0 and confirm(study.study, **one, overrides={"precision": "bf16"}).trained == 0
+    # a record in the folder of earlier versions (no key in its name) is read back when its key matches
+    fp32 = [f.parent for f in folder.glob(f"{cid}-s7-*/{RECORD_FILE}") if json.loads(f.read_text())["key"]["precision"] != "bf16"]
+    fp32[0].rename(run_folder(study.dir, cid, 7))
+    assert confirm(study.study, **one).trained == 0 and len(calls(log)) == 2
 
 
 def test_export_picks_and_a_pick_that_is_a_reference(study, tmp_path):
@@ -231,7 +238,7 @@ def test_a_killed_confirmation_resumes_without_redoing_finished_runs(study, tmp_
     res = confirm(study.study, picks=[n], references=("paper",), seeds=2, steps=5, root=str(root),
                   evaluate=fake_training(str(log)), progress=False)
     redone = {f"{c[0]}-s{c[1]}" for c in calls(log)}
-    assert res.trained == 3 and len(redone) == 3 and finished[0] not in redone
+    assert res.trained == 3 and len(redone) == 3 and finished[0].rsplit("-", 1)[0] not in redone
     assert (res.summary["seeds"] == 2).all()
 
 
@@ -270,7 +277,7 @@ def test_a_config_pick_is_completed_with_the_studys_fixed_part(study, tmp_path):
     row = res.summary.iloc[0]
     assert row["config_id"] == space.config_id(rbu)
     assert row["decoder_gmacs"] == pytest.approx(complexity(rbu, study.size)["decoder_gmacs"])
-    rec = json.loads((run_folder(tmp_path / study.study, row["config_id"], study.seed) / RECORD_FILE).read_text())
+    rec = json.loads((run_folder(tmp_path / study.study, row["config_id"], study.seed, run_key(study, 2)) / RECORD_FILE).read_text())
     assert space.from_dict(rec["record"]["config"]) == rbu
     again = confirm(study, picks=[rbu], references=(), seeds=1, steps=2, overrides={"root": str(tmp_path)},
                     evaluate=fake_training(), progress=False)
