@@ -18,12 +18,14 @@ TABLES = ("table1", "table2", "table3", "fig1")  # the paper's tables and figure
 
 
 def parse_seeds(text: str):
-    """``"3"`` -> 3 seeds; ``"0,1,2"`` -> those seeds."""
+    """``"3"`` -> 3 seeds; ``"0,1,2"`` -> those seeds; ``"7,"`` -> seed 7 alone."""
     parts = [p for p in text.split(",") if p.strip()]
     try:
-        return int(parts[0]) if len(parts) == 1 else [int(p) for p in parts]
-    except (ValueError, IndexError):
-        raise ValueError(f"{text!r}: a number of seeds (3) or a list of seeds (0,1,2)") from None
+        if not parts:
+            raise ValueError
+        return [int(p) for p in parts] if "," in text else int(parts[0])
+    except ValueError:
+        raise ValueError(f"{text!r}: a number of seeds (3) or a list of seeds (0,1,2; one seed: 7,)") from None
 
 
 @dataclass(kw_only=True)
@@ -100,7 +102,7 @@ class Reproduce(ExperimentFile, Quiet):
 class ReproduceOverrides(Schedule, Steps, Teacher, TrainData, TestData, Root, Backend, Device, Precision):
     """What ``reproduce`` may change of the experiment files (each defaults to the file's)."""
 
-    seeds: int | tuple[int, ...] = option(SEEDS, "seeds per row (tables 2 and 3): a number, or a list 0,1,2",
+    seeds: int | tuple[int, ...] = option(SEEDS, "seeds per row (tables 2 and 3): a number, or a list 0,1,2 (one seed: 7,)",
                                           parse=parse_seeds, metavar="N|S,S,..")
     out: str | None = option(None, "output folder (default <root>/reproduce/<table>/; for all, one sub-folder per "
                                    "table)")

@@ -149,6 +149,12 @@ def test_seeds_per_row_and_the_resolution_of_each_pair(teacher, tmp_path):
     n = seeds_needed(0.53, 0.18)
     assert t_quantile(n - 1) * 0.53 / math.sqrt(n) < 0.18 <= t_quantile(n - 2) * 0.53 / math.sqrt(n - 1) and 30 < n < 45
     assert seeds_needed(0.5, 0.0) is None and seeds_needed(1.0, 0.001) is None  # no gap; beyond any budget
+    # on the command line: a count, a list, one seed as a list
+    from search.options import parse_seeds
+
+    assert parse_seeds("3") == 3 and parse_seeds("0,1,2") == [0, 1, 2] and parse_seeds("7,") == [7]
+    with pytest.raises(ValueError, match="one seed: 7,"):
+        parse_seeds(",")
     # a mapping that does not name every row: one line, before anything trains
     with pytest.raises(space.ConfigError, match="seeds per row must name each row.*unknown Theirs; missing Conv_k5"):
         reproduce("table2", config={"seeds": {"Theirs": 2, "Ours": 2, "RBU": 2, "TCM_pruned": 2}}, schedule="smoke",
