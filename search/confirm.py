@@ -191,14 +191,16 @@ def seed_plan(spec: SearchSpec, seeds: int | Iterable[int] | Mapping, chosen: li
     if not isinstance(seeds, Mapping):
         common = seed_list(spec, seeds)
         return {d.config_id: common for d in chosen}
-    names = {d.label for d in chosen}
-    unknown, missing = sorted(set(seeds) - names), sorted(names - set(seeds))
-    if unknown or missing:
-        raise space.ConfigError("seeds", f"seeds per decoder must name each decoder: "
-                                         f"{'unknown ' + ', '.join(map(str, unknown)) if unknown else ''}"
-                                         f"{'; ' if unknown and missing else ''}"
-                                         f"{'missing ' + ', '.join(missing) if missing else ''}")
+    check_named(seeds, [d.label for d in chosen])
     return {d.config_id: seed_list(spec, seeds[d.label]) for d in chosen}
+
+
+def check_named(seeds: Mapping, names: Sequence[str], what: str = "decoder") -> None:
+    """One line unless the mapping ``seeds`` names each of ``names`` and nothing else."""
+    unknown, missing = sorted(map(str, set(seeds) - set(names))), [n for n in names if n not in seeds]
+    if unknown or missing:
+        said = ([f"unknown {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else [])
+        raise space.ConfigError("seeds", f"seeds per {what} must name each {what} ({', '.join(names)}): {'; '.join(said)}")
 
 
 # -- one (decoder, seed) run ---------------------------------------------------------------------------------

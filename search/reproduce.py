@@ -323,14 +323,11 @@ def study_spec(exp: dict):
 def row_seeds(exp: dict):
     """The seeds of a trained table: a count or a list for every row, or {row: count or list} naming each row
     (more seeds where the paper's rows lie close)."""
-    seeds, rows = exp["seeds"], dict(exp["rows"] or {})
+    seeds = exp["seeds"]
     if isinstance(seeds, dict):
-        unknown, missing = sorted(set(seeds) - set(rows)), sorted(set(rows) - set(seeds))
-        if unknown or missing:
-            raise space.ConfigError("seeds", f"{exp['table']}: seeds per row must name each row "
-                                             f"({', '.join(rows)}): "
-                                             + "; ".join(([f"unknown {', '.join(map(str, unknown))}"] if unknown else [])
-                                                         + ([f"missing {', '.join(missing)}"] if missing else [])))
+        from .confirm import check_named
+
+        check_named(seeds, list(exp["rows"] or {}), "row")
         return {row: _seed_value(v) for row, v in seeds.items()}
     return _seed_value(seeds)
 
