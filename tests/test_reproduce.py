@@ -144,7 +144,8 @@ def test_seeds_per_row_and_the_resolution_of_each_pair(teacher, tmp_path):
     assert pairs["resolves_paper_gap"].all()  # the fake scores' seed luck is shared: tiny paired spread
     md = (tmp_path / "out" / "table2.md").read_text()
     assert "seeds 0-1 (Conv_k5, TCM_pruned); 0-3 (RBU, Ours);" in md and "against the paper's gap of 0.18 dB: narrower" in md
-    assert "Resolution: 6 of 6 pairs" in md
+    assert "Resolution: 6 of 6 pairs" in md and "- Ours > RBU: confirmed (+0.20 dB, 95 % CI +0.20 to +0.20, 4 seeds); " in md
+    assert pairs.loc["Ours > RBU", "ci_lo"] < pairs.loc["Ours > RBU", "difference"] < pairs.loc["Ours > RBU", "ci_hi"]
     # the seeds a pair would need at a measured spread: the fewest whose interval is narrower than the gap
     n = seeds_needed(0.53, 0.18)
     assert t_quantile(n - 1) * 0.53 / math.sqrt(n) < 0.18 <= t_quantile(n - 2) * 0.53 / math.sqrt(n - 1) and 30 < n < 45
