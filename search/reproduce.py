@@ -415,7 +415,7 @@ def trained_table(exp: dict, out: Path, evaluate: Callable | None = None, progre
                 what = "confirmed"
             else:
                 what = "reversed (outside seed noise)"
-            gap = abs(paper[a][paper_col] - paper[b][paper_col])
+            gap = round(abs(paper[a][paper_col] - paper[b][paper_col]), 6)  # the published figures have 2-3 digits
             pairs.append({"pair": f"{a} {sign} {b}", "verdict": what, "difference": p.mean, "ci_lo": p.lo,
                           "ci_hi": p.hi, "seeds": p.n, "paper_gap": gap, "half_width": p.half_width,
                           "resolves_paper_gap": bool(p.n >= 2 and p.half_width < gap),
