@@ -312,7 +312,7 @@ def study_spec(exp: dict):
     from .spec import SearchSpec
 
     seeds = exp["seeds"]
-    first = int(seeds[0]) if isinstance(seeds, (list, tuple)) and seeds else 0  # a count or per-row seeds: 0 on
+    first = int(seeds[0]) if isinstance(seeds, (list, tuple)) and seeds else 0  # a count (or per-row counts) from 0
     return SearchSpec(study=f"reproduce-{exp['table']}", part=exp["part"], schedule=exp["schedule"],
                       batch=exp["batch"], teacher=_teacher(exp), lmbda=float(exp["lmbda"]), data=exp["data"],
                       test_data=exp["test_data"], root=str(exp["root"]), seed=first, backend=exp["backend"],

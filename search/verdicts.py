@@ -65,7 +65,7 @@ class Paired:
 
 def seeds_needed(std: float, gap: float, most: int = 10_000) -> int | None:
     """The fewest seeds whose 95 % t interval of a paired difference with standard deviation ``std`` is
-    narrower on each side than ``gap``; None beyond ``most`` (or for no spread or no gap to resolve)."""
+    narrower on each side than ``gap``; None beyond ``most``, or with no gap to resolve."""
     if not (math.isfinite(std) and math.isfinite(gap)) or std < 0 or gap == 0:
         return None
     for n in range(2, most + 1):
