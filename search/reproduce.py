@@ -369,7 +369,7 @@ def trained_table(exp: dict, out: Path, evaluate: Callable | None = None, progre
     _check_data(exp)
     spec = study_spec(exp)
     configs = {row: space.get_preset(name) for row, name in rows.items()}
-    configs_ids = {row: space.config_id(cfg) for row, cfg in configs.items()}
+    config_ids = {row: space.config_id(cfg) for row, cfg in configs.items()}
     seeds = row_seeds(exp)
     steps = exp["steps"] or spec.training_schedule().steps("stage1" if exp["part"] == "synthesis" else "stage2")
     res = confirm(spec, picks=configs, references=(), steps=int(steps), seeds=seeds,
@@ -379,7 +379,7 @@ def trained_table(exp: dict, out: Path, evaluate: Callable | None = None, progre
     per_seed = {}
     out_rows = []
     for row, cfg in configs.items():
-        cid = space.config_id(cfg)
+        cid = config_ids[row]
         mine = done[done["config_id"] == cid] if not done.empty else done
         col = f"test_{metric}"
         vals = {int(s): float(v) for s, v in zip(mine["seed"], mine[col])} if col in mine else {}
@@ -423,7 +423,7 @@ def trained_table(exp: dict, out: Path, evaluate: Callable | None = None, progre
     unit = "dB" if metric == "psnr" else "bpp"
     by_seeds: dict = {}
     for row in rows:
-        by_seeds.setdefault(seed_text(runs[runs["config_id"] == configs_ids[row]]["seed"]) if not runs.empty else "",
+        by_seeds.setdefault(seed_text(runs[runs["config_id"] == config_ids[row]]["seed"]) if not runs.empty else "",
                             []).append(row)
     seeds_text = by_seeds.popitem()[0] if len(by_seeds) == 1 else \
         "; ".join(f"{text} ({', '.join(names)})" for text, names in by_seeds.items())
